@@ -13,7 +13,11 @@ Your own clips (see README "Bring your own data"):
 
 from __future__ import annotations
 
+import dataclasses
+
 import ml_collections
+
+from asd_jax.synthetic import CohortParams
 
 
 def get_data_config() -> ml_collections.ConfigDict:
@@ -25,11 +29,9 @@ def get_data_config() -> ml_collections.ConfigDict:
     data.classes = "3"  # Preset '2', '3', '4' or 'diagnosis:class,...'.
     data.default_prior = "uniform"  # Prior for clips no rater annotated: 'uniform' or a region name.
 
-    # Generator parameters of the synthetic cohort (see asd_jax/synthetic).
-    data.synthetic = ml_collections.ConfigDict()
-    data.synthetic.num_patients = 81
-    data.synthetic.num_clips = 1957
-    data.synthetic.seed = 0
+    # Generator parameters of the synthetic cohort, all of them (docs/synthetic_cohort.md), e.g.
+    # --config.data.synthetic.effect_scale=0.5 for a harder cohort.
+    data.synthetic = ml_collections.ConfigDict(dataclasses.asdict(CohortParams()))
 
     # Patient-grouped, diagnosis-stratified K-fold; validation patients come from the training side.
     data.num_folds = 5

@@ -1,0 +1,27 @@
+"""What each `launch.py --mode` does; kept out of launch.py so tests call the same functions."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import ml_collections
+
+
+def run(mode: str, config: ml_collections.ConfigDict, workdir: Path) -> dict[str, Any] | None:
+    """Runs one mode; returns what should be printed as JSON (or None when it printed already)."""
+    if mode == "prepare":
+        from asd_jax import prepare
+
+        print(prepare.summary_text(config, workdir))
+        return None
+    if mode == "train":
+        from asd_jax import train
+
+        report = train.train_and_evaluate(config, workdir)
+        return report["headline"]
+    if mode == "eval":
+        from asd_jax import evaluation
+
+        return evaluation.evaluate_workdir(config, workdir)["headline"]
+    raise ValueError(f"unknown mode {mode!r}")

@@ -1,0 +1,48 @@
+r"""Entry point: flags only, so that everything it runs can be imported and tested.
+
+  python launch.py --config configs/crossattn.py                  # train fold 0, test once
+  python launch.py --config configs/crossattn.py --mode=prepare   # build the dataset, print a summary
+  python launch.py --config configs/crossattn.py:smoke --workdir /tmp/smoke
+  python launch.py --config configs/crossattn.py --config.train.num_steps=3000
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+from absl import app, flags, logging
+from ml_collections import config_flags
+
+MODES = ("train", "eval", "prepare")
+
+_CONFIG = config_flags.DEFINE_config_file("config", None, "Config file, optionally with ':variant'.")
+_WORKDIR = flags.DEFINE_string("workdir", None, "Run directory (default: runs/<config name>).")
+_MODE = flags.DEFINE_enum("mode", "train", MODES, "What to do.")
+flags.mark_flags_as_required(["config"])
+
+
+def default_workdir(config_arg: str) -> Path:
+    """runs/<config file stem>[_<variant>], e.g. runs/crossattn or runs/crossattn_smoke."""
+    path, _, variant = config_arg.partition(":")
+    name = Path(path).stem + (f"_{variant}" if variant else "")
+    return Path("runs") / name
+
+
+def main(argv: list[str]) -> None:
+    if len(argv) > 1:
+        raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
+    from asd_jax import cli
+
+    config = _CONFIG.value
+    workdir = Path(_WORKDIR.value) if _WORKDIR.value else default_workdir(flags.FLAGS["config"].config_filename)
+    result = cli.run(_MODE.value, config, workdir)
+    if result is not None:
+        print(json.dumps(result, indent=2))
+
+
+if __name__ == "__main__":
+    logging.set_verbosity(logging.INFO)
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    app.run(main)

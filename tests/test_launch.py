@@ -1,0 +1,123 @@
+"""End to end through `launch.py` on the smoke config: train, resume after a kill, NaN guard."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from conftest import ROOT
+
+SMOKE = "configs/crossattn.py:smoke"
+
+
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory) -> Path:
+    """One TFDS data dir for the module, so the smoke cohort is built once."""
+    return tmp_path_factory.mktemp("tfds")
+
+
+def launch_command(workdir: Path, data_dir: Path, *overrides: str, mode: str = "train") -> list[str]:
+    return [
+        sys.executable,
+        "launch.py",
+        f"--config={SMOKE}",
+        f"--workdir={workdir}",
+        f"--mode={mode}",
+        f"--config.data.data_dir={data_dir}",
+        *overrides,
+    ]
+
+
+def run_launch(workdir: Path, data_dir: Path, *overrides: str, mode: str = "train") -> subprocess.CompletedProcess:
+    env = dict(os.environ, JAX_PLATFORMS="cpu")
+    return subprocess.run(
+        launch_command(workdir, data_dir, *overrides, mode=mode),
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+
+
+def read_metrics(workdir: Path) -> list[dict]:
+    return [json.loads(line) for line in (workdir / "metrics.jsonl").read_text().splitlines()]
+
+
+def final_params(workdir: Path) -> dict[str, np.ndarray]:
+    """The latest checkpoint's params as flat numpy arrays (read with orbax, no model needed)."""
+    import orbax.checkpoint as ocp
+
+    ckpt_dir = workdir / "checkpoints"
+    step = max(int(p.name) for p in ckpt_dir.iterdir() if p.name.isdigit())
+    restored = ocp.PyTreeCheckpointer().restore(ckpt_dir / str(step) / "state")
+    import jax
+
+    leaves = jax.tree_util.tree_flatten_with_path(restored["params"])[0]
+    return {jax.tree_util.keystr(path): np.asarray(leaf) for path, leaf in leaves}
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(tmp_path_factory, data_dir) -> Path:
+    workdir = tmp_path_factory.mktemp("uninterrupted")
+    proc = run_launch(workdir, data_dir)
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    return workdir
+
+
+def test_smoke_run_writes_checkpoints_metrics_and_report(uninterrupted):
+    results = json.loads((uninterrupted / "report" / "results.json").read_text())
+    for level in ("clip", "patient"):
+        for metric in ("accuracy", "balanced_accuracy", "macro_f1", "auc"):
+            assert metric in results["levels"][level]["metrics"], (level, metric)
+    splits = json.loads((uninterrupted / "splits.json").read_text())
+    assert splits  # the fold assignment is saved for audit
+    metrics = read_metrics(uninterrupted)
+    assert any("val_patient_macro_f1" in m for m in metrics)
+    assert any("steps_per_second" in m for m in metrics)
+    assert any("compile_seconds" in m for m in metrics)
+    assert list((uninterrupted / "tensorboard").glob("events.out.tfevents.*"))
+
+
+def test_killed_run_resumes_to_bitwise_identical_params(uninterrupted, tmp_path, data_dir):
+    workdir = tmp_path / "killed"
+    env = dict(os.environ, JAX_PLATFORMS="cpu")
+    proc = subprocess.Popen(
+        launch_command(workdir, data_dir), cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+    )
+    first_checkpoint = workdir / "checkpoints" / "15"
+    deadline = time.time() + 300
+    while not first_checkpoint.exists() and proc.poll() is None and time.time() < deadline:
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert first_checkpoint.exists(), proc.stderr.read().decode()[-4000:]
+    assert not (workdir / "report" / "results.json").exists(), "the run finished before it could be killed"
+
+    resumed = run_launch(workdir, data_dir)
+    assert resumed.returncode == 0, resumed.stderr[-4000:]
+    assert "resumed from step" in resumed.stderr
+
+    expected, got = final_params(uninterrupted), final_params(workdir)
+    assert expected.keys() == got.keys()
+    for key in expected:
+        np.testing.assert_array_equal(got[key], expected[key], err_msg=key)
+    fingerprints = lambda w: {m["step"]: m["batch_fingerprint"] for m in read_metrics(w) if "batch_fingerprint" in m}
+    reference, after_restart = fingerprints(uninterrupted), fingerprints(workdir)
+    assert after_restart and all(reference[step] == fp for step, fp in after_restart.items())
+
+
+def test_nonfinite_loss_stops_with_the_step_and_keeps_the_checkpoint(tmp_path, data_dir):
+    workdir = tmp_path / "nan"
+    proc = run_launch(workdir, data_dir, "--config.optim.learning_rate=1e30", "--config.optim.grad_clip=0")
+    assert proc.returncode != 0
+    assert "non-finite loss at step" in proc.stderr
+    assert not (workdir / "report" / "results.json").exists()

@@ -1,0 +1,103 @@
+"""Data parallelism on 8 CPU devices: shard_map, pmap and one device train to the same params.
+
+Runs in a subprocess because the device count is fixed when JAX starts.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+from conftest import ROOT
+
+EQUIVALENCE_SCRIPT = textwrap.dedent(
+    """
+    import functools, json
+    import jax, jax.numpy as jnp, numpy as np
+    from configs.crossattn import get_config
+    from asd_jax import optim, steps, train
+    from asd_jax.parallel import make_data_parallel
+
+    assert jax.device_count() == 8, jax.devices()
+    config = get_config("smoke")
+    config.model.dropout = 0.2  # per-example dropout keys must make sharding irrelevant
+    num_steps, batch_size, num_classes = 20, 16, 3
+    optimizer = optim.make_optimizer(config.optim, num_steps)
+    loss_config = steps.LossConfig(
+        num_classes=num_classes, label_smoothing=0.1, class_weights=jnp.asarray([1.0, 2.0, 0.5])
+    )
+    graphdef, state0 = train.create_state(config, num_classes, optimizer)
+    state0 = jax.tree.map(np.asarray, state0)
+    rng = np.random.default_rng(0)
+    window = config.data.window
+    batches = [
+        {
+            "pose": rng.normal(size=(batch_size, window, 17, 3)).astype(np.float32),
+            "prior": rng.dirichlet(np.ones(5), size=batch_size).astype(np.float32),
+            "label": rng.integers(0, num_classes, size=batch_size).astype(np.int32),
+            "valid": np.ones(batch_size, np.float32),
+        }
+        for _ in range(num_steps)
+    ]
+
+    def run(mode, devices):
+        dp = make_data_parallel(
+            mode,
+            functools.partial(steps.train_step, graphdef=graphdef, optimizer=optimizer, loss_config=loss_config),
+            functools.partial(steps.eval_step, graphdef=graphdef),
+            devices,
+        )
+        state = dp.put_state(state0)
+        losses = []
+        for batch in batches:
+            state, metrics = dp.train_step(state, dp.put_batch(batch))
+            losses.append(dp.scalar(metrics["loss"]))
+        return jax.tree.map(np.asarray, dp.get_state(state).params), losses
+
+    single, single_losses = run("shard_map", jax.devices()[:1])
+    results = {"single_final_loss": single_losses[-1], "single_first_loss": single_losses[0]}
+    for mode in ("shard_map", "pmap"):
+        params, losses = run(mode, None)
+        diffs = jax.tree.leaves(jax.tree.map(lambda a, b: float(np.max(np.abs(a - b))), params, single))
+        results[mode] = {"max_param_diff": max(diffs), "max_loss_diff": float(np.max(np.abs(np.subtract(losses, single_losses))))}
+    print("RESULT" + json.dumps(results))
+    """
+)
+
+
+def _run_on_8_devices(script: str) -> dict:
+    env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=8", JAX_PLATFORMS="cpu")
+    proc = subprocess.run(
+        [sys.executable, "-c", script], cwd=ROOT, env=env, capture_output=True, text=True, timeout=600
+    )
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    line = next(line for line in proc.stdout.splitlines() if line.startswith("RESULT"))
+    return json.loads(line[len("RESULT") :])
+
+
+def test_shard_map_pmap_and_one_device_train_to_the_same_params():
+    results = _run_on_8_devices(EQUIVALENCE_SCRIPT)
+    assert results["single_final_loss"] < results["single_first_loss"]  # it did train
+    for mode in ("shard_map", "pmap"):
+        assert results[mode]["max_param_diff"] < 1e-5, (mode, results)
+        assert results[mode]["max_loss_diff"] < 1e-5, (mode, results)
+
+
+@pytest.mark.parametrize("batch_size", [12, 5])
+def test_batch_not_divisible_by_devices_is_a_clear_error(batch_size):
+    script = textwrap.dedent(
+        f"""
+        from asd_jax.parallel import check_batch_divisible
+        try:
+            check_batch_divisible({batch_size})
+        except ValueError as err:
+            print("RESULT" + __import__("json").dumps(str(err)))
+        """
+    )
+    message = _run_on_8_devices(script)
+    assert f"data.batch_size={batch_size}" in message and "8 devices" in message
