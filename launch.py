@@ -9,6 +9,7 @@ r"""Entry point: flags only, so that everything it runs can be imported and test
 from __future__ import annotations
 
 import json
+import logging as pylogging
 import sys
 from pathlib import Path
 
@@ -30,6 +31,13 @@ def default_workdir(config_arg: str) -> Path:
     return Path("runs") / name
 
 
+class _QuietLibraries(pylogging.Filter):
+    """Keeps INFO lines of this project; libraries (orbax, TFDS, grain) speak from WARNING up."""
+
+    def filter(self, record: pylogging.LogRecord) -> bool:
+        return record.levelno >= pylogging.WARNING or "asd_jax" in record.pathname
+
+
 def main(argv: list[str]) -> None:
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
@@ -44,5 +52,6 @@ def main(argv: list[str]) -> None:
 
 if __name__ == "__main__":
     logging.set_verbosity(logging.INFO)
+    logging.get_absl_handler().addFilter(_QuietLibraries())
     sys.path.insert(0, str(Path(__file__).resolve().parent))
     app.run(main)

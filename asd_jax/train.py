@@ -69,7 +69,7 @@ def prepare_fold(config: ml_collections.ConfigDict, workdir: Path | None) -> Fol
     if workdir is not None:
         path = workdir / "splits.json"
         if path.exists():
-            splits.check_same_split(split, splits.load_splits(path), path)
+            splits.check_same_split(split, path)
         elif jax.process_index() == 0:
             splits.save_splits(split, table, path)
     return FoldData(source, table, split, label_map.class_names)
@@ -152,7 +152,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path) -
             checkpointing.restore(manager, best_step, checkpointing.abstract_like(dp.get_state(state)))
         )
         logging.info("testing the step chosen on validation patients: %d", best_step)
-        result = evaluation.evaluate_split(config, dp, state, fold, fold.split.test)
+        result = evaluation.evaluate_rows(config, dp, state, fold, fold.split.test)
         report = evaluation.write_fold_report(workdir / "report", fold, result, selected_step=best_step)
         writer.write(config.train.num_steps, {f"test_{k}": v for k, v in evaluation.headline(result).items()})
     finally:
@@ -203,7 +203,7 @@ def _train_loop(
         val_metrics = None
         if is_time(step, config.train.eval_every, total):
             _check_finite(dp, state)
-            result = evaluation.evaluate_split(config, dp, state, fold, fold.split.val)
+            result = evaluation.evaluate_rows(config, dp, state, fold, fold.split.val)
             val_metrics = {f"val_{k}": v for k, v in evaluation.headline(result).items()}
             writer.write(step, val_metrics)
             score = evaluation.selection_score(result, config.train.select_metric)

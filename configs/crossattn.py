@@ -95,9 +95,9 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     config.train.distributed = False  # Call jax.distributed.initialize() (multi-host).
 
     if arg == "smoke":
-        config.data.synthetic.num_patients = 16
-        config.data.synthetic.num_clips = 96
-        config.data.num_folds = 4
+        config.data.synthetic.num_patients = 24
+        config.data.synthetic.num_clips = 144
+        config.data.num_folds = 3
         config.data.window = 32
         config.data.eval_stride = 32
         config.data.batch_size = 16

@@ -1,0 +1,115 @@
+"""Clinical classification metrics (scikit-learn arithmetic) and patient-level bootstrap CIs."""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+from sklearn import metrics as skm
+
+HEADLINE = ("accuracy", "balanced_accuracy", "macro_f1", "auc")
+
+
+def auc(labels: np.ndarray, probs: np.ndarray) -> float:
+    """Binary ROC AUC of class 1, or macro one-vs-rest; NaN when a class is missing."""
+    num_classes = probs.shape[1]
+    if len(np.unique(labels)) < num_classes:
+        return float("nan")
+    if num_classes == 2:
+        return float(skm.roc_auc_score(labels, probs[:, 1]))
+    return float(skm.roc_auc_score(labels, probs, multi_class="ovr", average="macro", labels=np.arange(num_classes)))
+
+
+def expected_calibration_error(labels: np.ndarray, probs: np.ndarray, bins: int = 15) -> float:
+    """Gap between confidence and accuracy, averaged over equal-width confidence bins."""
+    confidence, correct = probs.max(-1), probs.argmax(-1) == labels
+    edges = np.linspace(0.0, 1.0, bins + 1)
+    which = np.clip(np.digitize(confidence, edges[1:-1]), 0, bins - 1)
+    gap = 0.0
+    for b in range(bins):
+        members = which == b
+        if members.any():
+            gap += members.mean() * abs(correct[members].mean() - confidence[members].mean())
+    return float(gap)
+
+
+def classification_metrics(labels: np.ndarray, probs: np.ndarray, class_names: tuple[str, ...]) -> dict[str, Any]:
+    """Accuracy (plain and balanced: the reference's "accuracy" was macro), macro-F1, AUC,
+    per-class sensitivity and specificity, confusion matrix and ECE."""
+    labels = np.asarray(labels)
+    classes = np.arange(len(class_names))
+    preds = probs.argmax(-1)
+    confusion = skm.confusion_matrix(labels, preds, labels=classes)
+    per_class = {}
+    for c, name in enumerate(class_names):
+        tp = confusion[c, c]
+        fn = confusion[c].sum() - tp
+        fp = confusion[:, c].sum() - tp
+        tn = confusion.sum() - tp - fn - fp
+        per_class[name] = {
+            "sensitivity": float(tp / (tp + fn)) if tp + fn else float("nan"),
+            "specificity": float(tn / (tn + fp)) if tn + fp else float("nan"),
+            "support": int(tp + fn),
+        }
+    return {
+        "accuracy": float(skm.accuracy_score(labels, preds)),
+        "balanced_accuracy": float(np.nanmean([v["sensitivity"] for v in per_class.values()])),
+        "macro_f1": float(skm.f1_score(labels, preds, labels=classes, average="macro", zero_division=0)),
+        "auc": auc(labels, probs),
+        "ece": expected_calibration_error(labels, probs),
+        "per_class": per_class,
+        "confusion_matrix": confusion.tolist(),
+        "count": int(len(labels)),
+    }
+
+
+def bootstrap_ci(
+    labels: np.ndarray,
+    probs: np.ndarray,
+    metric: Callable[[np.ndarray, np.ndarray], float],
+    *,
+    groups: np.ndarray | None = None,
+    num_samples: int = 1000,
+    seed: int = 0,
+    level: float = 0.95,
+) -> tuple[float, float]:
+    """Percentile CI from resampling PATIENTS with replacement (all clips of a drawn patient come
+    along when `groups` gives each row's patient); NaN draws (a class missing) are skipped."""
+    rng = np.random.default_rng(seed)
+    groups = np.arange(len(labels)) if groups is None else np.asarray(groups)
+    unique, inverse = np.unique(groups, return_inverse=True)
+    members = [np.flatnonzero(inverse == g) for g in range(len(unique))]
+    values = []
+    for _ in range(num_samples):
+        sample = np.concatenate([members[g] for g in rng.integers(0, len(unique), len(unique))])
+        with warnings.catch_warnings():  # draws that miss a class are expected; they are skipped
+            warnings.simplefilter("ignore")
+            value = metric(labels[sample], probs[sample])
+        if np.isfinite(value):
+            values.append(value)
+    if not values:
+        return float("nan"), float("nan")
+    tail = 100 * (1 - level) / 2
+    return float(np.percentile(values, tail)), float(np.percentile(values, 100 - tail))
+
+
+METRIC_FUNCTIONS: dict[str, Callable[[np.ndarray, np.ndarray], float]] = {
+    "accuracy": lambda y, p: float(skm.accuracy_score(y, p.argmax(-1))),
+    "balanced_accuracy": lambda y, p: float(skm.balanced_accuracy_score(y, p.argmax(-1))),
+    "macro_f1": lambda y, p: float(
+        skm.f1_score(y, p.argmax(-1), labels=np.arange(p.shape[1]), average="macro", zero_division=0)
+    ),
+    "auc": auc,
+}
+
+
+def headline_with_ci(
+    labels: np.ndarray, probs: np.ndarray, *, groups: np.ndarray | None = None, seed: int = 0, num_samples: int = 1000
+) -> dict[str, list[float]]:
+    """Patient-level bootstrap 95% CI of each headline metric."""
+    return {
+        name: list(bootstrap_ci(labels, probs, METRIC_FUNCTIONS[name], groups=groups, num_samples=num_samples, seed=seed))
+        for name in HEADLINE
+    }

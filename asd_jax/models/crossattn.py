@@ -1,0 +1,133 @@
+"""Clinical-knowledge cross-attention over keypoint sequences (the default model).
+
+Two token streams over time patches of `patch` frames:
+- pose tokens: all joints of a patch, one token per patch (what the body does);
+- region tokens: joints pooled per clinical region and patch (where clinicians look).
+Each layer lets pose tokens attend to the region tokens of the whole window, with the clip's
+clinical prior added to the logits as log(prior) (cross-attentive temporal fusion), then lets pose
+tokens attend to each other over time (periodic gait dynamics). The attention mass on each region
+is the explanation map and, optionally, is pulled towards the prior by an alignment loss.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+from flax import nnx
+
+from asd_jax.models import ModelOutput
+from asd_jax.models.features import NUM_FEATURES, joint_features
+from asd_jax.models.layers import Block, ExampleDropout, sinusoidal_positions
+from asd_jax.skeleton import NUM_JOINTS, NUM_REGIONS, region_membership
+
+PRIOR_EPS = 1e-3
+
+
+def compute_dtype(config: ml_collections.ConfigDict):
+    names = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
+    if config.train.compute_dtype not in names:
+        raise ValueError(f"train.compute_dtype={config.train.compute_dtype!r}: expected one of {list(names)}")
+    return names[config.train.compute_dtype]
+
+
+class CrossAttnModel(nnx.Module):
+    def __init__(
+        self,
+        *,
+        num_classes: int,
+        dim: int,
+        num_heads: int,
+        depth: int,
+        patch: int,
+        mlp_ratio: int,
+        dropout: float,
+        use_prior: bool,
+        cross_attention: bool,
+        align_weight: float,
+        dtype=jnp.float32,
+        rngs: nnx.Rngs,
+    ):
+        self.patch, self.dim = patch, dim
+        self.use_prior, self.cross_attention, self.align_weight = use_prior, cross_attention, align_weight
+        self.dtype = dtype
+        linear = lambda i, o: nnx.Linear(i, o, dtype=dtype, param_dtype=jnp.float32, rngs=rngs)  # noqa: E731
+        self.pose_embed = linear(patch * NUM_JOINTS * NUM_FEATURES, dim)
+        self.joint_embed = linear(NUM_FEATURES, dim)
+        self.joint_position = nnx.Param(0.02 * jax.random.normal(rngs.params(), (NUM_JOINTS, dim)))
+        self.region_embedding = nnx.Param(0.02 * jax.random.normal(rngs.params(), (NUM_REGIONS, dim)))
+        self.fusion = nnx.List(
+            [Block(dim, num_heads, mlp_ratio, dropout, 2 * i, dtype=dtype, rngs=rngs) for i in range(depth)]
+        )
+        self.temporal = nnx.List(
+            [Block(dim, num_heads, mlp_ratio, dropout, 2 * i + 1, dtype=dtype, rngs=rngs) for i in range(depth)]
+        )
+        self.token_dropout = ExampleDropout(dropout, 4 * depth + 1)
+        self.norm = nnx.LayerNorm(dim, dtype=dtype, param_dtype=jnp.float32, rngs=rngs)
+        self.head = linear(dim, num_classes)
+
+    def tokens(self, pose: jax.Array) -> tuple[jax.Array, jax.Array]:
+        """Pose tokens [B, T', D] and region tokens [B, T', R, D]."""
+        batch, frames = pose.shape[:2]
+        if frames % self.patch:
+            raise ValueError(f"window of {frames} frames is not a multiple of model.patch={self.patch}")
+        num_patches = frames // self.patch
+        features = joint_features(pose.astype(jnp.float32)).astype(self.dtype)  # [B, T, J, F]
+        patched = features.reshape(batch, num_patches, self.patch, NUM_JOINTS, NUM_FEATURES)
+        time_codes = jnp.asarray(sinusoidal_positions(num_patches, self.dim), self.dtype)
+        pose_tokens = self.pose_embed(patched.reshape(batch, num_patches, -1)) + time_codes
+        joints = self.joint_embed(patched).mean(axis=2) + self.joint_position.value.astype(self.dtype)  # [B, T', J, D]
+        membership = region_membership()
+        pool = jnp.asarray(membership / membership.sum(1, keepdims=True), self.dtype)  # [R, J]
+        regions = jnp.einsum("rj,btjd->btrd", pool, joints)
+        regions = regions + self.region_embedding.value.astype(self.dtype) + time_codes[:, None, :]
+        return pose_tokens, regions
+
+    def __call__(self, pose: jax.Array, prior: jax.Array, *, dropout_keys: jax.Array | None = None) -> ModelOutput:
+        x, regions = self.tokens(pose)
+        batch, num_patches = x.shape[:2]
+        x = self.token_dropout(x, dropout_keys)
+        context = regions.reshape(batch, num_patches * NUM_REGIONS, self.dim)
+        bias = None
+        if self.use_prior:
+            log_prior = jnp.log(prior.astype(jnp.float32) + PRIOR_EPS)  # [B, R]
+            bias = jnp.tile(log_prior, (1, num_patches))  # keys are ordered (time, region)
+        region_mass = []
+        for fusion, temporal in zip(self.fusion, self.temporal):
+            if self.cross_attention:
+                x, weights = fusion(x, context, bias, dropout_keys=dropout_keys, return_weights=True)
+                per_key = weights.mean(axis=1).reshape(batch, num_patches, num_patches, NUM_REGIONS)
+                region_mass.append(per_key.sum(axis=2))  # [B, T'(query), R]
+            else:
+                x, _ = fusion(x, dropout_keys=dropout_keys)
+            x, _ = temporal(x, dropout_keys=dropout_keys)
+        logits = self.head(self.norm(x).mean(axis=1)).astype(jnp.float32)
+        if not region_mass:
+            return ModelOutput(logits, None, jnp.zeros((), jnp.float32))
+        attention = jnp.stack(region_mass).mean(axis=0).transpose(0, 2, 1)  # [B, R, T']
+        aux_loss = jnp.zeros((), jnp.float32)
+        if self.align_weight:
+            mass = attention.mean(axis=-1)
+            target = prior.astype(jnp.float32)
+            kl = jnp.sum(target * (jnp.log(target + PRIOR_EPS) - jnp.log(mass + PRIOR_EPS)), axis=-1)
+            aux_loss = self.align_weight * kl.mean()
+        return ModelOutput(logits, attention, aux_loss)
+
+
+def build(config: ml_collections.ConfigDict, *, num_classes: int, rngs: nnx.Rngs) -> CrossAttnModel:
+    m = config.model
+    return CrossAttnModel(
+        num_classes=num_classes,
+        dim=m.dim,
+        num_heads=m.num_heads,
+        depth=m.depth,
+        patch=m.patch,
+        mlp_ratio=m.mlp_ratio,
+        dropout=m.dropout,
+        use_prior=m.use_prior,
+        cross_attention=m.cross_attention,
+        align_weight=m.align_weight,
+        dtype=compute_dtype(config),
+        rngs=rngs,
+    )

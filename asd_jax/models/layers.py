@@ -1,0 +1,105 @@
+"""Reusable NNX blocks: attention with a logit bias, pre-norm blocks, per-example dropout."""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from flax import nnx
+
+
+class ExampleDropout(nnx.Module):
+    """Dropout whose mask for an example depends only on that example's key and this layer's id.
+
+    One key per example (not per batch) makes a data-parallel step independent of how the batch
+    is split over devices.
+    """
+
+    def __init__(self, rate: float, layer_id: int):
+        self.rate = rate
+        self.layer_id = layer_id
+
+    def __call__(self, x: jax.Array, keys: jax.Array | None) -> jax.Array:
+        if keys is None or self.rate == 0.0:
+            return x
+        keep = 1.0 - self.rate
+        mask = jax.vmap(lambda k: jax.random.bernoulli(jax.random.fold_in(k, self.layer_id), keep, x.shape[1:]))(keys)
+        return jnp.where(mask, x / keep, 0.0).astype(x.dtype)
+
+
+class Attention(nnx.Module):
+    """Multi-head attention with an optional additive logit bias [B, K] over the keys."""
+
+    def __init__(self, dim: int, num_heads: int, *, dtype, rngs: nnx.Rngs):
+        if dim % num_heads:
+            raise ValueError(f"model.dim={dim} must divide by model.num_heads={num_heads}")
+        self.num_heads = num_heads
+        dense = lambda: nnx.Linear(dim, dim, dtype=dtype, param_dtype=jnp.float32, rngs=rngs)  # noqa: E731
+        self.query, self.key, self.value, self.out = dense(), dense(), dense(), dense()
+
+    def _heads(self, x: jax.Array) -> jax.Array:
+        return x.reshape(*x.shape[:-1], self.num_heads, -1)
+
+    def __call__(
+        self, queries: jax.Array, keys: jax.Array, bias: jax.Array | None = None, *, return_weights: bool = False
+    ) -> tuple[jax.Array, jax.Array | None]:
+        """queries [B, Q, D], keys [B, K, D] -> ([B, Q, D], weights [B, H, Q, K] or None)."""
+        q, k, v = self._heads(self.query(queries)), self._heads(self.key(keys)), self._heads(self.value(keys))
+        full_bias = None if bias is None else bias[:, None, None, :].astype(q.dtype)
+        if return_weights:
+            logits = jnp.einsum("bqhd,bkhd->bhqk", q, k) / np.sqrt(q.shape[-1])
+            if full_bias is not None:
+                logits = logits + full_bias
+            weights = jax.nn.softmax(logits.astype(jnp.float32), axis=-1)
+            out = jnp.einsum("bhqk,bkhd->bqhd", weights.astype(v.dtype), v)
+        else:
+            weights = None
+            out = jax.nn.dot_product_attention(q, k, v, bias=full_bias)
+        return self.out(out.reshape(*out.shape[:-2], -1)), weights
+
+
+class Mlp(nnx.Module):
+    def __init__(self, dim: int, ratio: int, *, dtype, rngs: nnx.Rngs):
+        self.up = nnx.Linear(dim, dim * ratio, dtype=dtype, param_dtype=jnp.float32, rngs=rngs)
+        self.down = nnx.Linear(dim * ratio, dim, dtype=dtype, param_dtype=jnp.float32, rngs=rngs)
+
+    def __call__(self, x: jax.Array) -> jax.Array:
+        return self.down(jax.nn.gelu(self.up(x)))
+
+
+class Block(nnx.Module):
+    """Pre-norm residual block: attention (self or to `context`), then MLP."""
+
+    def __init__(self, dim: int, num_heads: int, mlp_ratio: int, dropout: float, layer_id: int, *, dtype, rngs: nnx.Rngs):
+        norm = lambda: nnx.LayerNorm(dim, dtype=dtype, param_dtype=jnp.float32, rngs=rngs)  # noqa: E731
+        self.norm_q, self.norm_kv, self.norm_mlp = norm(), norm(), norm()
+        self.attention = Attention(dim, num_heads, dtype=dtype, rngs=rngs)
+        self.mlp = Mlp(dim, mlp_ratio, dtype=dtype, rngs=rngs)
+        self.drop_attention = ExampleDropout(dropout, 2 * layer_id)
+        self.drop_mlp = ExampleDropout(dropout, 2 * layer_id + 1)
+
+    def __call__(
+        self,
+        x: jax.Array,
+        context: jax.Array | None = None,
+        bias: jax.Array | None = None,
+        *,
+        dropout_keys: jax.Array | None = None,
+        return_weights: bool = False,
+    ) -> tuple[jax.Array, jax.Array | None]:
+        queries = self.norm_q(x)
+        keys = queries if context is None else self.norm_kv(context)
+        attended, weights = self.attention(queries, keys, bias, return_weights=return_weights)
+        x = x + self.drop_attention(attended, dropout_keys)
+        x = x + self.drop_mlp(self.mlp(self.norm_mlp(x)), dropout_keys)
+        return x, weights
+
+
+def sinusoidal_positions(length: int, dim: int) -> np.ndarray:
+    """Fixed [length, dim] position codes, so any window length works."""
+    positions = np.arange(length)[:, None]
+    freqs = np.exp(-np.log(10000.0) * np.arange(0, dim, 2) / dim)
+    codes = np.zeros((length, dim), np.float32)
+    codes[:, 0::2] = np.sin(positions * freqs)
+    codes[:, 1::2] = np.cos(positions * freqs)[:, : dim // 2]
+    return codes
