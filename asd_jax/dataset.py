@@ -53,7 +53,7 @@ def folder_fingerprint(folder: Path) -> str:
 
 
 def builder_config(data: ml_collections.ConfigDict):
-    """The BuilderConfig that `data` (config.data) asks for."""
+    """The BuilderConfig that `data` (config.data) asks for (by name when it is a predefined one)."""
     from datasets.asd_gait import BuilderConfig
 
     if data.source == "synthetic":
@@ -63,7 +63,9 @@ def builder_config(data: ml_collections.ConfigDict):
             for f in dataclasses.fields(params)
             if getattr(params, f.name) != f.default
         )
-        name = "synthetic" if not changed and data.default_prior == "uniform" else f"synthetic_{_digest([changed, data.default_prior])}"
+        if not changed and data.default_prior == "uniform":
+            return "synthetic"
+        name = f"synthetic_{_digest([changed, data.default_prior])}"
         return BuilderConfig(name=name, source="synthetic", cohort=changed, default_prior=data.default_prior)
     if data.source == "files":
         if not data.manual_dir:

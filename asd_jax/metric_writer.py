@@ -45,7 +45,7 @@ class MetricWriter:
 
 
 def _plain(value: Any) -> Any:
-    if isinstance(value, (str, bool)) or value is None:
+    if isinstance(value, (str, bool, int)) or value is None:
         return value
     try:
         return float(value)

@@ -9,3 +9,15 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
+
+import pytest  # noqa: E402
+
+from asd_jax.synthetic import CohortParams, generate_cohort  # noqa: E402
+
+TINY_COHORT = CohortParams(num_patients=15, num_clips=60, seed=3)
+
+
+@pytest.fixture(scope="session")
+def tiny_cohort(tmp_path_factory) -> Path:
+    """A small synthetic cohort folder in the user input format, made once per test session."""
+    return generate_cohort(tmp_path_factory.mktemp("cohort"), TINY_COHORT)
