@@ -34,8 +34,10 @@ class Attention(nnx.Module):
         if dim % num_heads:
             raise ValueError(f"model.dim={dim} must divide by model.num_heads={num_heads}")
         self.num_heads = num_heads
-        dense = lambda: nnx.Linear(dim, dim, dtype=dtype, param_dtype=jnp.float32, rngs=rngs)  # noqa: E731
-        self.query, self.key, self.value, self.out = dense(), dense(), dense(), dense()
+        dense = lambda bias=True: nnx.Linear(dim, dim, use_bias=bias, dtype=dtype, param_dtype=jnp.float32, rngs=rngs)  # noqa: E731
+        # No key bias: softmax ignores a shift shared by all keys, so its gradient is pure rounding
+        # noise that Adam would blow up into real, device-layout-dependent updates.
+        self.query, self.key, self.value, self.out = dense(), dense(bias=False), dense(), dense()
 
     def _heads(self, x: jax.Array) -> jax.Array:
         return x.reshape(*x.shape[:-1], self.num_heads, -1)

@@ -1,0 +1,44 @@
+"""The NaN guard: a non-finite loss leaves the weights untouched and names its step."""
+
+from __future__ import annotations
+
+import functools
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from asd_jax import optim, steps, train
+from asd_jax.parallel import make_data_parallel
+from configs.crossattn import get_config
+
+
+def test_nonfinite_loss_keeps_the_last_good_params_and_is_reported():
+    config = get_config("smoke")
+    optimizer = optim.make_optimizer(config.optim, 10)
+    graphdef, state = train.create_state(config, 3, optimizer)
+    dp = make_data_parallel(
+        "shard_map",
+        functools.partial(steps.train_step, graphdef=graphdef, optimizer=optimizer, loss_config=steps.LossConfig(3, 0.0, None)),
+        functools.partial(steps.eval_step, graphdef=graphdef),
+        jax.devices()[:1],
+    )
+    rng = np.random.default_rng(0)
+    batch = {
+        "pose": rng.normal(size=(4, config.data.window, 17, 3)).astype(np.float32),
+        "prior": np.full((4, 5), 0.2, np.float32),
+        "label": np.array([0, 1, 2, 0], np.int32),
+        "valid": np.ones(4, np.float32),
+    }
+    state = dp.put_state(state)
+    state, _ = dp.train_step(state, dp.put_batch(batch))
+    good = jax.tree.map(np.asarray, state.params)
+    bad = dict(batch, pose=np.full_like(batch["pose"], np.nan))
+    state, metrics = dp.train_step(state, dp.put_batch(bad))
+    state, _ = dp.train_step(state, dp.put_batch(batch))  # later steps do not resume updating
+    assert not np.isfinite(dp.scalar(metrics["loss"]))
+    assert int(state.nonfinite_step) == 1 and int(state.step) == 3
+    jax.tree.map(np.testing.assert_array_equal, jax.tree.map(np.asarray, state.params), good)
+    with pytest.raises(train.NonFiniteLossError, match="non-finite loss at step 2"):
+        train._check_finite(dp, state)
