@@ -37,7 +37,7 @@ def clips_from_windows(
     np.add.at(counts, positions, 1)
     if (counts == 0).any():
         missing = clip_ids[np.asarray(rows)[counts == 0]]
-        raise ValueError(f"{len(missing)} clip(s) got no evaluation window, e.g. {missing[0]!r}")
+        raise ValueError(f"{len(missing)} clip(s) got no evaluation window, e.g. {str(missing[0])!r}")
     return Predictions(clip_ids[rows], labels[rows], softmax(sums / counts[:, None], axis=-1))
 
 
@@ -51,6 +51,6 @@ def patients_from_clips(clips: Predictions, patient_of_clip: np.ndarray) -> Pred
     for p in range(len(patients)):
         patient_labels = np.unique(clips.labels[inverse == p])
         if len(patient_labels) != 1:
-            raise ValueError(f"patient {patients[p]!r} has clips with different labels {patient_labels.tolist()}")
+            raise ValueError(f"patient {str(patients[p])!r} has clips with different labels {patient_labels.tolist()}")
         labels[p] = patient_labels[0]
     return Predictions(patients, labels, probs)

@@ -76,15 +76,18 @@ def bootstrap_ci(
     level: float = 0.95,
 ) -> tuple[float, float]:
     """Percentile CI from resampling PATIENTS with replacement (all clips of a drawn patient come
-    along when `groups` gives each row's patient); NaN draws (a class missing) are skipped."""
+    along when `groups` gives each row's patient); draws missing a class of the data are skipped."""
     rng = np.random.default_rng(seed)
     groups = np.arange(len(labels)) if groups is None else np.asarray(groups)
     unique, inverse = np.unique(groups, return_inverse=True)
     members = [np.flatnonzero(inverse == g) for g in range(len(unique))]
+    num_classes = len(np.unique(labels))
     values = []
     for _ in range(num_samples):
         sample = np.concatenate([members[g] for g in rng.integers(0, len(unique), len(unique))])
-        with warnings.catch_warnings():  # draws that miss a class are expected; they are skipped
+        if len(np.unique(labels[sample])) < num_classes:
+            continue  # a draw that misses a class says nothing about per-class metrics
+        with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             value = metric(labels[sample], probs[sample])
         if np.isfinite(value):

@@ -30,6 +30,7 @@ RATER_REGIONS: dict[str, tuple[str, ...]] = {
     "HipOA": ("lumbar_pelvis", "foot"),
     "normal": ("foot",),
 }
+GENERIC_REGIONS: tuple[str, ...] = ("lumbar_pelvis", "foot")
 LEG_JOINTS = tuple(i for i, name in enumerate(JOINT_NAMES) if name.split("_")[-1] in ("hip", "knee", "ankle"))
 
 
@@ -104,7 +105,7 @@ def walk_spec(patient: Patient, num_frames: int, params: CohortParams, rng: np.r
         trunk_growth_deg=effect("ASD", 10) + effect("LCS", 4),
         knee_extra_deg=effect("ASD", 8) + effect("LCS", 4),
         knee_growth_deg=effect("ASD", 8),
-        neck_deg=patient.neck_deg + rng.normal(0, params.neck_deg_std * v) + effect("DHS", 35) - effect("ASD", 5),
+        neck_deg=patient.neck_deg + rng.normal(0, params.neck_deg_std * v) + effect("DHS", 30) - effect("ASD", 5),
         arm_swing_deg=max(0.0, patient.arm_swing_deg - effect("ASD", 6) - effect("LCS", 4)),
         hip_extension_loss_deg=effect("HipOA", 12),
         step_asymmetry=effect("HipOA", 0.2),
@@ -161,11 +162,13 @@ def add_artefacts(px: np.ndarray, direction: int, body_px: float, params: Cohort
     return px.astype(np.float32), score.astype(np.float32)
 
 
-def rate(diagnosis: str, params: CohortParams, rng: np.random.Generator) -> list[str] | None:
-    """One rater's regions for a clip (None: not rated); disagrees sometimes."""
+def rate(diagnosis: str, severity: float, params: CohortParams, rng: np.random.Generator) -> list[str] | None:
+    """One rater's regions for a clip (None: not rated). Mild cases get the generic gait regions,
+    as a rater only marks what they see; raters also disagree sometimes."""
     if rng.random() > params.rater_coverage:
         return None
-    regions = list(RATER_REGIONS[diagnosis])
+    sees_disorder = rng.random() < params.rater_base + severity
+    regions = list(RATER_REGIONS[diagnosis] if sees_disorder else GENERIC_REGIONS)
     if rng.random() < params.rater_disagreement:
         others = [r for r in REGION_NAMES if r not in regions]
         action = rng.integers(3)
@@ -259,7 +262,7 @@ def generate_cohort(out_dir: str | Path, params: CohortParams = CohortParams()) 
                 }
             )
             for rater in raters:
-                regions = rate(patient.diagnosis, params, rng)
+                regions = rate(patient.diagnosis, patient.severity, params, rng)
                 if regions is not None:
                     rater.append({"clip_id": clip_id, "attention": ";".join(regions)})
 

@@ -23,9 +23,9 @@ class CohortParams:
     max_seconds: float = 10.0
     # Disease severity per patient ~ Beta(severity_a, severity_b), scaled by `effect_scale`:
     # mild cases look almost normal, so classes overlap.
-    severity_a: float = 2.0
-    severity_b: float = 2.5
-    effect_scale: float = 1.0
+    severity_a: float = 1.5
+    severity_b: float = 3.0
+    effect_scale: float = 0.6
     # Between-patient spread of normal gait (height, cadence, posture) and within-patient,
     # between-clip variation (fraction of the between-patient one).
     height_cm_mean: float = 163.0
@@ -50,7 +50,10 @@ class CohortParams:
     bystander_rate: float = 0.08  # clips with a second, low-confidence person
     # Raters.
     rater_coverage: float = 0.9  # chance a rater annotated a given clip
-    rater_disagreement: float = 0.25  # chance a rater swaps or adds a region
+    rater_disagreement: float = 0.3  # chance a rater swaps or adds a region
+    # Raters mark the diagnosis' regions only when they see the disorder: with probability
+    # rater_base + severity; otherwise the generic gait regions (lumbar_pelvis, foot).
+    rater_base: float = 0.3
 
     @classmethod
     def from_config(cls, cfg: Mapping[str, Any] | Any) -> "CohortParams":
