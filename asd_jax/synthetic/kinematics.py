@@ -55,12 +55,24 @@ def _bump(phase: np.ndarray, centre: float, width: float) -> np.ndarray:
     return np.exp(-0.5 * (d / width) ** 2)
 
 
+STANCE_FRACTION = 0.6  # of the gait cycle, heel strike to toe-off
+
+
+def stance_warp(phase: np.ndarray) -> np.ndarray:
+    """Maps the gait phase so the hip extends (thigh moves back) over the first 60 % of a cycle."""
+    cycles, within = np.divmod(phase, 2 * np.pi)
+    split = 2 * np.pi * STANCE_FRACTION
+    warped = np.where(within < split, within * np.pi / split, np.pi + (within - split) * np.pi / (2 * np.pi - split))
+    return cycles * 2 * np.pi + warped
+
+
 def leg_angles(phase: np.ndarray, spec: WalkSpec, progress: np.ndarray, affected: bool) -> tuple[np.ndarray, np.ndarray]:
     """Hip flexion and knee flexion in degrees over the gait phase."""
     amplitude = spec.stride_scale * (1.0 - spec.stride_decay * progress)
-    hip = 10.0 * amplitude + amplitude * (21.0 * np.cos(phase) + 2.0 * np.cos(2 * phase - 0.5))
+    hip_phase = stance_warp(phase)
+    hip = 10.0 * amplitude + amplitude * (21.0 * np.cos(hip_phase) + 2.0 * np.cos(2 * hip_phase - 0.5))
     if affected:
-        hip = hip + spec.hip_extension_loss_deg * np.clip(-np.cos(phase), 0.0, None)
+        hip = hip + spec.hip_extension_loss_deg * np.clip(-np.cos(hip_phase), 0.0, None)
     two_pi = 2 * np.pi
     knee = (
         5.0

@@ -40,8 +40,12 @@ class BuilderConfig(tfds.core.BuilderConfig):
 class Builder(tfds.core.GeneratorBasedBuilder):
     """One record per clip: ids, diagnosis, pose [T, 17, 3], clinical prior [5], fps."""
 
-    VERSION = tfds.core.Version("1.0.0")
-    RELEASE_NOTES = {"1.0.0": "First release."}
+    # Bump with every change of the synthetic generator, so a stale cohort is never reused.
+    VERSION = tfds.core.Version("1.1.0")
+    RELEASE_NOTES = {
+        "1.0.0": "First release.",
+        "1.1.0": "Synthetic walks: 60 % stance phase; raters mark what they see.",
+    }
     MANUAL_DOWNLOAD_INSTRUCTIONS = MANUAL_DOWNLOAD_INSTRUCTIONS
     BUILDER_CONFIGS = [
         BuilderConfig(name="synthetic", description="Built-in synthetic cohort (default parameters).", source="synthetic"),
