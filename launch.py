@@ -2,6 +2,8 @@ r"""Entry point: flags only, so that everything it runs can be imported and test
 
   python launch.py --config configs/crossattn.py                  # train fold 0, test once
   python launch.py --config configs/crossattn.py --mode=prepare   # build the dataset, print a summary
+  python launch.py --config configs/crossattn.py --mode=cv        # all folds, mean ± std and CIs
+  python launch.py --config configs/crossattn.py --mode=explain   # attention maps of a trained run
   python launch.py --config configs/crossattn.py:smoke --workdir /tmp/smoke
   python launch.py --config configs/crossattn.py --config.train.num_steps=3000
 """
@@ -16,7 +18,7 @@ from pathlib import Path
 from absl import app, flags, logging
 from ml_collections import config_flags
 
-MODES = ("train", "eval", "prepare")
+MODES = ("train", "eval", "cv", "explain", "prepare")
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Config file, optionally with ':variant'.")
 _WORKDIR = flags.DEFINE_string("workdir", None, "Run directory (default: runs/<config name>).")

@@ -24,4 +24,12 @@ def run(mode: str, config: ml_collections.ConfigDict, workdir: Path) -> dict[str
         from asd_jax import evaluation
 
         return evaluation.evaluate_workdir(config, workdir)["headline"]
+    if mode == "cv":
+        from asd_jax import cross_validation
+
+        return cross_validation.run_cv(config, workdir)["levels"]["patient"]["metrics"]
+    if mode == "explain":
+        from asd_jax import explain
+
+        return explain.explain(config, workdir)
     raise ValueError(f"unknown mode {mode!r}")

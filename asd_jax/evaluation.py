@@ -7,6 +7,7 @@ Every window of every clip is evaluated once (no resampling), then aggregated wi
 from __future__ import annotations
 
 import dataclasses
+import json
 import zlib
 from pathlib import Path
 from typing import Any
@@ -15,7 +16,7 @@ import jax
 import ml_collections
 import numpy as np
 
-from asd_jax import aggregate, input_pipeline, metrics, report
+from asd_jax import aggregate, gait_params, input_pipeline, metrics, report
 
 LEVELS = ("clip", "patient")
 
@@ -89,5 +90,33 @@ def write_fold_report(report_dir: Path, fold, result: EvalResult, *, selected_st
     """results.json / results.md / prediction CSVs of one fold's test patients (process 0 writes)."""
     payload = report.fold_payload(result, fold, selected_step=selected_step, seed=seed)
     if jax.process_index() == 0:
-        report.write_fold(report_dir, payload, result, fold)
+        table = fold.table
+        gait = {
+            str(table.clip_id[row]): gait_params.gait_parameters(fold.source[int(table.record[row])]["pose"], float(table.fps[row]))
+            for row in fold.split.test
+        }
+        report.write_fold(report_dir, payload, result, fold, clip_columns=gait)
     return payload
+
+
+def evaluate_workdir(config: ml_collections.ConfigDict, workdir: Path) -> dict[str, Any]:
+    """`--mode=eval`: the workdir's chosen checkpoint on its fold's test patients, or, when the
+    data differ from the ones the run trained on, on every clip of the given data (an external
+    test set), reported to `<workdir>/report_external/`."""
+    from asd_jax import train
+
+    trained = json.loads((workdir / "config.json").read_text())["data"]
+    external = any(trained[k] != config.data[k] for k in ("source", "manual_dir", "classes")) or (
+        config.data.source == "synthetic" and trained["synthetic"] != config.data.synthetic.to_dict()
+    )
+    if not external:
+        fold = train.prepare_fold(config, workdir)
+        dp, state, step = train.restore_best(config, workdir, fold)
+        result = evaluate_rows(config, dp, state, fold, fold.split.test)
+        return write_fold_report(workdir / "report", fold, result, selected_step=step, seed=config.seed)
+    trained_config = ml_collections.ConfigDict(json.loads((workdir / "config.json").read_text()))
+    fold = train.prepare_fold(trained_config, workdir)
+    dp, state, step = train.restore_best(trained_config, workdir, fold)
+    external_fold = train.external_fold(config, fold.class_names)
+    result = evaluate_rows(config, dp, state, external_fold, external_fold.split.test)
+    return write_fold_report(workdir / "report_external", external_fold, result, selected_step=step, seed=config.seed)

@@ -81,7 +81,20 @@ def markdown_table(rows: list[tuple[str, dict[str, Any]]]) -> str:
     return "\n".join(lines)
 
 
-def write_fold(report_dir: Path, payload: dict[str, Any], result, fold) -> None:
+def write_plots(report_dir: Path, predictions: dict[str, Any], class_names: tuple[str, ...]) -> None:
+    """ROC curves, confusion matrices and a reliability diagram per level."""
+    from asd_jax import plots
+
+    for level, p in predictions.items():
+        plots.roc_curves(p.labels, p.probs, class_names, report_dir / f"roc_{level}.png", f"ROC, {level} level")
+        plots.confusion(p.labels, p.preds, class_names, report_dir / f"confusion_{level}.png", f"{level} level")
+        plots.reliability(p.labels, p.probs, report_dir / f"reliability_{level}.png", f"Reliability, {level} level")
+
+
+def write_fold(
+    report_dir: Path, payload: dict[str, Any], result, fold, clip_columns: dict[str, dict[str, float]] | None = None
+) -> None:
+    """`clip_columns`: extra per-clip numbers (e.g. gait parameters) for the clip CSV."""
     report_dir.mkdir(parents=True, exist_ok=True)
     (report_dir / "results.json").write_text(json.dumps(payload, indent=2, allow_nan=True))
     model_rows = [(f"{level} level", payload["levels"][level]) for level in ("patient", "clip")]
@@ -95,16 +108,19 @@ def write_fold(report_dir: Path, payload: dict[str, Any], result, fold) -> None:
         "",
     ]
     (report_dir / "results.md").write_text("\n".join(text))
+    write_plots(report_dir, result.predictions, result.class_names)
     patient_of = dict(zip(fold.table.clip_id.tolist(), fold.table.patient_id.tolist()))
     for level, predictions in result.predictions.items():
         with (report_dir / f"predictions_{level}s.csv").open("w", newline="") as f:
             writer = csv.writer(f)
             id_columns = ["clip_id", "patient_id"] if level == "clip" else ["patient_id"]
-            writer.writerow(id_columns + ["label", "prediction"] + [f"p_{c}" for c in result.class_names])
+            extra = sorted(next(iter(clip_columns.values()))) if level == "clip" and clip_columns else []
+            writer.writerow(id_columns + ["label", "prediction"] + [f"p_{c}" for c in result.class_names] + extra)
             for i, identifier in enumerate(predictions.ids):
                 ids = [identifier, patient_of[identifier]] if level == "clip" else [identifier]
                 writer.writerow(
                     ids
                     + [result.class_names[predictions.labels[i]], result.class_names[predictions.preds[i]]]
                     + [f"{p:.6f}" for p in predictions.probs[i]]
+                    + [f"{clip_columns[identifier][k]:.4g}" for k in extra]
                 )

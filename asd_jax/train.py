@@ -75,6 +75,19 @@ def prepare_fold(config: ml_collections.ConfigDict, workdir: Path | None) -> Fol
     return FoldData(source, table, split, label_map.class_names)
 
 
+def external_fold(config: ml_collections.ConfigDict, class_names: tuple[str, ...]) -> FoldData:
+    """All clips of `config.data` as a test set for a model trained elsewhere (same classes)."""
+    label_map = parse_label_map(config.data.classes)
+    if label_map.class_names != tuple(class_names):
+        raise ValueError(f"data.classes gives {label_map.class_names}, but the model was trained on {tuple(class_names)}")
+    source, _ = dataset.load_source(config.data)
+    table = splits.ClipTable.from_source(source, label_map)
+    rows = np.arange(len(table))
+    patients = sorted(set(table.patient_id))
+    split = splits.Splits(rows[:0], rows[:0], rows, {"train": [], "val": [], "test": patients}, fold=-1, num_folds=0, seed=-1)
+    return FoldData(source, table, split, label_map.class_names)
+
+
 def create_state(config: ml_collections.ConfigDict, num_classes: int, optimizer: optax.GradientTransformation):
     """Model graph (static) and the initial TrainState (host arrays)."""
     model = build_model(config, num_classes, nnx.Rngs(params=config.seed))
@@ -100,16 +113,8 @@ def build_parallel(config: ml_collections.ConfigDict, graphdef: Any, optimizer: 
     )
 
 
-def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path) -> dict[str, Any]:
-    """Trains one fold, selects on its validation patients, tests once; returns the test report."""
-    distributed.maybe_initialize(config.train.distributed)
-    workdir = Path(workdir)
-    is_main = jax.process_index() == 0
-    if is_main:
-        workdir.mkdir(parents=True, exist_ok=True)
-        (workdir / "config.json").write_text(config.to_json_best_effort(indent=2))
-
-    fold = prepare_fold(config, workdir)
+def setup_parallel_state(config: ml_collections.ConfigDict, fold: FoldData) -> tuple[DataParallel, Any, np.ndarray | None]:
+    """The compiled steps and the initial, placed train state for `fold`."""
     num_classes = len(fold.class_names)
     train_labels = fold.table.label[fold.split.train]
     optimizer = optim.make_optimizer(config.optim, config.train.num_steps)
@@ -121,7 +126,34 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path) -
     )
     graphdef, host_state = create_state(config, num_classes, optimizer)
     dp = build_parallel(config, graphdef, optimizer, loss_config)
-    state = dp.put_state(host_state)
+    return dp, dp.put_state(host_state), weights
+
+
+def restore_best(config: ml_collections.ConfigDict, workdir: Path, fold: FoldData) -> tuple[DataParallel, Any, int]:
+    """The state of the checkpoint a finished run chose on its validation patients."""
+    dp, state, _ = setup_parallel_state(config, fold)
+    manager = checkpointing.make_manager(
+        workdir / "checkpoints", keep=config.train.keep_checkpoints, best_metric=config.train.select_metric
+    )
+    best_step = manager.best_step()
+    if best_step is None:
+        raise FileNotFoundError(f"{workdir / 'checkpoints'}: no checkpoint; train first (--mode=train)")
+    restored = checkpointing.restore(manager, best_step, checkpointing.abstract_like(dp.get_state(state)))
+    manager.close()
+    return dp, dp.put_state(restored), best_step
+
+
+def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path) -> dict[str, Any]:
+    """Trains one fold, selects on its validation patients, tests once; returns the test report."""
+    distributed.maybe_initialize(config.train.distributed)
+    workdir = Path(workdir)
+    is_main = jax.process_index() == 0
+    if is_main:
+        workdir.mkdir(parents=True, exist_ok=True)
+        (workdir / "config.json").write_text(config.to_json_best_effort(indent=2))
+
+    fold = prepare_fold(config, workdir)
+    dp, state, _ = setup_parallel_state(config, fold)
 
     train_iter = input_pipeline.train_iterator(
         fold.source,
@@ -153,7 +185,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path) -
         )
         logging.info("testing the step chosen on validation patients: %d", best_step)
         result = evaluation.evaluate_rows(config, dp, state, fold, fold.split.test)
-        report = evaluation.write_fold_report(workdir / "report", fold, result, selected_step=best_step)
+        report = evaluation.write_fold_report(workdir / "report", fold, result, selected_step=best_step, seed=config.seed)
         writer.write(config.train.num_steps, {f"test_{k}": v for k, v in evaluation.headline(result).items()})
     finally:
         manager.wait_until_finished()

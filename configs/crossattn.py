@@ -94,6 +94,10 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     config.train.early_stop_patience = 0  # Evaluations without improvement before stopping (0 = off).
     config.train.distributed = False  # Call jax.distributed.initialize() (multi-host).
 
+    config.explain = ml_collections.ConfigDict()
+    config.explain.clip_id = ""  # '' = the first `per_class` test clips of every class.
+    config.explain.per_class = 2
+
     if arg == "smoke":
         config.data.synthetic.num_patients = 24
         config.data.synthetic.num_clips = 144

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import json
 import os
 import signal
@@ -121,3 +122,65 @@ def test_nonfinite_loss_stops_with_the_step_and_keeps_the_checkpoint(tmp_path, d
     assert proc.returncode != 0
     assert "non-finite loss at step" in proc.stderr
     assert not (workdir / "report" / "results.json").exists()
+
+
+def png_ok(path: Path) -> bool:
+    return path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_eval_mode_reproduces_the_test_report_and_tests_an_external_folder(uninterrupted, data_dir, tiny_cohort):
+    before = json.loads((uninterrupted / "report" / "results.json").read_text())
+    proc = run_launch(uninterrupted, data_dir, mode="eval")
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    after = json.loads((uninterrupted / "report" / "results.json").read_text())
+    assert after["headline"] == before["headline"] and after["selected_step"] == before["selected_step"]
+    external = run_launch(
+        uninterrupted, data_dir, "--config.data.source=files", f"--config.data.manual_dir={tiny_cohort}", mode="eval"
+    )
+    assert external.returncode == 0, external.stderr[-4000:]
+    report = json.loads((uninterrupted / "report_external" / "results.json").read_text())
+    with open(tiny_cohort / "clips.csv") as f:
+        taking_part = sum(1 for row in csv.DictReader(f) if row["diagnosis"] != "normal")
+    assert report["test_clips"] == taking_part
+
+
+def test_report_plots_and_per_clip_gait_parameters(uninterrupted):
+    report = uninterrupted / "report"
+    for name in ("roc_patient.png", "confusion_patient.png", "reliability_patient.png", "roc_clip.png"):
+        assert png_ok(report / name), name
+    with open(report / "predictions_clips.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert rows and {"cadence_steps_per_min", "trunk_inclination_deg", "stance_swing_ratio"} <= set(rows[0])
+
+
+def test_explain_writes_maps_gif_and_agreement(uninterrupted, data_dir):
+    proc = run_launch(uninterrupted, data_dir, mode="explain")
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    out = uninterrupted / "report" / "explain"
+    payload = json.loads((out / "explanations.json").read_text())
+    assert set(payload["agreement"]) == {"ASD", "DHS", "LCS_HipOA"}
+    for clip_id, clip in payload["clips"].items():
+        assert png_ok(out / f"{clip_id}_attention.png") and png_ok(out / f"{clip_id}_keyframes.png")
+        assert sum(clip["region_attention"].values()) == pytest.approx(1.0, abs=1e-3)
+    from PIL import Image
+
+    gif = Image.open(next(out.glob("*.gif")))
+    assert gif.format == "GIF" and gif.n_frames > 10
+
+
+def test_cross_validation_reports_every_fold(tmp_path, data_dir):
+    workdir = tmp_path / "cv"
+    proc = run_launch(workdir, data_dir, "--config.train.num_steps=10", "--config.train.eval_every=10", mode="cv")
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    results = json.loads((workdir / "report" / "results.json").read_text())
+    assert results["num_folds"] == 3 and [f["fold"] for f in results["folds"]] == [0, 1, 2]
+    tested = []
+    for fold in range(3):
+        with open(workdir / f"fold_{fold}" / "report" / "predictions_patients.csv") as f:
+            tested += [row["patient_id"] for row in csv.DictReader(f)]
+    assert len(tested) == len(set(tested))  # every patient tested exactly once
+    patient = results["summary"]["patient"]
+    assert patient["pooled"]["count"] == len(tested)
+    assert set(patient["std"]) == {"accuracy", "balanced_accuracy", "macro_f1", "auc"}
+    assert "± " in (workdir / "report" / "results.md").read_text()
+    assert png_ok(workdir / "report" / "roc_patient.png")

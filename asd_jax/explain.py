@@ -1,0 +1,121 @@
+"""`--mode=explain`: where the trained model looks, next to where clinicians look.
+
+For chosen test clips: a region x time attention heatmap, key frames with joints coloured by
+attention, an animated GIF of the first clip, and gait parameters. Over all test clips: mean
+attention per region per class beside the raters' mean prior, and their agreement (Spearman rank
+correlation and whether the top region matches). Written to `<workdir>/report/explain/`.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import jax
+import ml_collections
+import numpy as np
+from scipy.stats import spearmanr
+
+from asd_jax import evaluation, gait_params, input_pipeline, plots, transforms
+from asd_jax.skeleton import NUM_JOINTS, REGION_NAMES, REGIONS
+
+
+def attention_agreement(attention: np.ndarray, prior: np.ndarray) -> dict[str, float]:
+    """Rank correlation of region attention with the prior, and top-region agreement."""
+    rho = spearmanr(attention, prior).statistic if np.ptp(prior) > 0 and np.ptp(attention) > 0 else float("nan")
+    return {"spearman": float(rho), "top_region_match": float(np.argmax(attention) == np.argmax(prior))}
+
+
+def frame_attention(window_attention: np.ndarray, starts: np.ndarray, num_frames: int, window: int) -> np.ndarray:
+    """Per-window token maps [W, R, T'] -> one [R, frames] map, overlaps averaged."""
+    patch = window // window_attention.shape[-1]
+    total = np.zeros((window_attention.shape[1], max(num_frames, window)))
+    count = np.zeros(total.shape[1])
+    for attention, start in zip(window_attention, starts):
+        total[:, start : start + window] += np.repeat(attention, patch, axis=-1)
+        count[start : start + window] += 1
+    return (total / np.maximum(count, 1))[:, :num_frames]
+
+
+def joint_weights(region_by_frame: np.ndarray) -> np.ndarray:
+    """[R, frames] -> [frames, 17]: each joint takes its region's attention (0 outside regions)."""
+    weights = np.zeros((region_by_frame.shape[1], NUM_JOINTS))
+    for r, joints in enumerate(REGIONS.values()):
+        weights[:, list(joints)] = region_by_frame[r][:, None]
+    return weights
+
+
+def chosen_rows(config: ml_collections.ConfigDict, fold) -> np.ndarray:
+    table, test = fold.table, fold.split.test
+    if config.explain.clip_id:
+        wanted = [c.strip() for c in config.explain.clip_id.split(",")]
+        known = {str(table.clip_id[r]): r for r in range(len(table))}
+        missing = [c for c in wanted if c not in known]
+        if missing:
+            raise ValueError(f"explain.clip_id: unknown clip(s) {', '.join(missing)}")
+        return np.array([known[c] for c in wanted])
+    return np.concatenate([test[table.label[test] == c][: config.explain.per_class] for c in range(len(fold.class_names))])
+
+
+def explain(config: ml_collections.ConfigDict, workdir: Path) -> dict[str, Any]:
+    from asd_jax import train
+
+    fold = train.prepare_fold(config, workdir)
+    dp, state, step = train.restore_best(config, workdir, fold)
+    table, out_dir = fold.table, workdir / "report" / "explain"
+    result = evaluation.evaluate_rows(config, dp, state, fold, fold.split.test)
+    if not result.clip_attention:
+        raise ValueError(f"model {config.model.name!r} returns no attention maps to explain")
+    clips = {}
+    for i, row in enumerate(chosen_rows(config, fold)):
+        clips[str(table.clip_id[row])] = explain_clip(config, dp, state, fold, int(row), out_dir, gif=i == 0)
+
+    num_classes = len(fold.class_names)
+    test = fold.split.test
+    mean_attention, mean_prior, agreement = np.zeros((num_classes, len(REGION_NAMES))), np.zeros((num_classes, len(REGION_NAMES))), {}
+    for c, name in enumerate(fold.class_names):
+        rows = test[table.label[test] == c]
+        masses = np.array([result.clip_attention[str(table.clip_id[r])].mean(-1) for r in rows])
+        priors = np.array([fold.source[int(table.record[r])]["prior"] for r in rows])
+        mean_attention[c], mean_prior[c] = masses.mean(0), priors.mean(0)
+        scores = [attention_agreement(m, p) for m, p in zip(masses, priors)]
+        agreement[name] = {k: float(np.nanmean([s[k] for s in scores])) for k in ("spearman", "top_region_match")}
+    payload = {
+        "selected_step": step,
+        "regions": list(REGION_NAMES),
+        "mean_attention": dict(zip(fold.class_names, mean_attention.round(4).tolist())),
+        "mean_prior": dict(zip(fold.class_names, mean_prior.round(4).tolist())),
+        "agreement": agreement,
+        "clips": clips,
+    }
+    if jax.process_index() == 0:
+        plots.attention_vs_prior(mean_attention, mean_prior, fold.class_names, out_dir / "attention_vs_prior.png")
+        (out_dir / "explanations.json").write_text(json.dumps(payload, indent=2))
+    return {"agreement": agreement, "written_to": str(out_dir)}
+
+
+def explain_clip(config, dp, state, fold, row: int, out_dir: Path, *, gif: bool) -> dict[str, Any]:
+    """Figures and numbers of one clip."""
+    data, table = config.data, fold.table
+    windows = input_pipeline.eval_windows(table, np.array([row]), data)
+    outputs = evaluation.predict_windows(dp, state, input_pipeline.eval_batches(fold.source, table, np.array([row]), data))
+    clip = input_pipeline.load_clip(fold.source, table, row, data.fps)
+    pose = transforms.normalize_pose(clip["pose"])
+    attention = frame_attention(outputs["attention"], windows[:, 1], len(pose), data.window)
+    clip_id, name = str(table.clip_id[row]), fold.class_names[table.label[row]]
+    probs = np.exp(outputs["logits"].mean(0) - outputs["logits"].mean(0).max())
+    predicted = fold.class_names[int(np.argmax(probs))]
+    title = f"{clip_id}: {name} (predicted {predicted})"
+    if jax.process_index() == 0:
+        plots.attention_heatmap(attention, data.fps, out_dir / f"{clip_id}_attention.png", title)
+        plots.skeleton_keyframes(pose, joint_weights(attention), out_dir / f"{clip_id}_keyframes.png", title)
+        if gif:
+            plots.skeleton_gif(pose, joint_weights(attention), out_dir / f"{clip_id}.gif", data.fps, title)
+    return {
+        "label": name,
+        "predicted": predicted,
+        "region_attention": dict(zip(REGION_NAMES, attention.mean(-1).round(4).tolist())),
+        "prior": dict(zip(REGION_NAMES, np.asarray(clip["prior"]).round(4).tolist())),
+        "gait": gait_params.gait_parameters(fold.source[int(table.record[row])]["pose"], float(table.fps[row])),
+    }
