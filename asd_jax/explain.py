@@ -106,7 +106,11 @@ def explain_clip(config, dp, state, fold, row: int, out_dir: Path, *, gif: bool)
     clip_id, name = str(table.clip_id[row]), fold.class_names[table.label[row]]
     probs = np.exp(outputs["logits"].mean(0) - outputs["logits"].mean(0).max())
     predicted = fold.class_names[int(np.argmax(probs))]
-    title = f"{clip_id}: {name} (predicted {predicted})"
+    gait = gait_params.gait_parameters(fold.source[int(table.record[row])]["pose"], float(table.fps[row]))
+    title = (
+        f"{clip_id}: {name} (predicted {predicted}); cadence {gait['cadence_steps_per_min']:.0f} steps/min, "
+        f"trunk {gait['trunk_inclination_deg']:.0f}° ({gait['trunk_inclination_change_deg']:+.0f}° over the walk)"
+    )
     if jax.process_index() == 0:
         plots.attention_heatmap(attention, data.fps, out_dir / f"{clip_id}_attention.png", title)
         plots.skeleton_keyframes(pose, joint_weights(attention), out_dir / f"{clip_id}_keyframes.png", title)
@@ -117,5 +121,5 @@ def explain_clip(config, dp, state, fold, row: int, out_dir: Path, *, gif: bool)
         "predicted": predicted,
         "region_attention": dict(zip(REGION_NAMES, attention.mean(-1).round(4).tolist())),
         "prior": dict(zip(REGION_NAMES, np.asarray(clip["prior"]).round(4).tolist())),
-        "gait": gait_params.gait_parameters(fold.source[int(table.record[row])]["pose"], float(table.fps[row])),
+        "gait": gait,
     }
