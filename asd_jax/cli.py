@@ -10,6 +10,9 @@ import ml_collections
 
 def run(mode: str, config: ml_collections.ConfigDict, workdir: Path) -> dict[str, Any] | None:
     """Runs one mode; returns what should be printed as JSON (or None when it printed already)."""
+    from asd_jax import distributed
+
+    distributed.maybe_initialize(config.train)  # before anything touches a JAX backend
     if mode == "prepare":
         from asd_jax import prepare
 

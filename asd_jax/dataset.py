@@ -15,8 +15,10 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+import jax
 import ml_collections
 import tensorflow_datasets as tfds
+from jax.experimental import multihost_utils
 
 from asd_jax import synthetic
 from asd_jax.user_folder import UserDataError
@@ -93,7 +95,11 @@ def load_source(data: ml_collections.ConfigDict) -> tuple[DecodedSource, tfds.co
     download_config = None
     if data.source == "files":
         download_config = tfds.download.DownloadConfig(manual_dir=str(Path(data.manual_dir).expanduser()))
-    builder.download_and_prepare(download_config=download_config)
+    if jax.process_index() == 0:  # one writer; the other processes wait, then read
+        builder.download_and_prepare(download_config=download_config)
+    if jax.process_count() > 1:
+        multihost_utils.sync_global_devices("asd_jax dataset built")
+        builder = make_builder(data)
     return DecodedSource(builder.as_data_source(split=SPLIT)), builder.info
 
 

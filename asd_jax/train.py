@@ -23,7 +23,7 @@ from absl import logging
 from flax import nnx
 from tqdm import tqdm
 
-from asd_jax import checkpointing, dataset, distributed, evaluation, input_pipeline, optim, splits, steps
+from asd_jax import checkpointing, dataset, evaluation, input_pipeline, optim, splits, steps
 from asd_jax.labels import parse_label_map
 from asd_jax.metric_writer import MetricWriter
 from asd_jax.models import build_model
@@ -144,7 +144,6 @@ def restore_best(config: ml_collections.ConfigDict, workdir: Path, fold: FoldDat
 
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path) -> dict[str, Any]:
     """Trains one fold, selects on its validation patients, tests once; returns the test report."""
-    distributed.maybe_initialize(config.train.distributed)
     workdir = Path(workdir)
     is_main = jax.process_index() == 0
     if is_main:

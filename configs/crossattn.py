@@ -92,7 +92,10 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     config.train.keep_checkpoints = 2
     config.train.select_metric = "patient_macro_f1"  # On validation patients only.
     config.train.early_stop_patience = 0  # Evaluations without improvement before stopping (0 = off).
-    config.train.distributed = False  # Call jax.distributed.initialize() (multi-host).
+    config.train.distributed = False  # Join jax.distributed (multi-host); see README "Scaling out".
+    config.train.coordinator_address = ""  # host:port of process 0; '' = auto-detect (TPU, SLURM).
+    config.train.num_processes = 0  # 0 = auto-detect.
+    config.train.process_id = -1  # -1 = auto-detect.
 
     config.explain = ml_collections.ConfigDict()
     config.explain.clip_id = ""  # '' = the first `per_class` test clips of every class.

@@ -57,10 +57,15 @@ def final_params(workdir: Path) -> dict[str, np.ndarray]:
     """The latest checkpoint's params as flat numpy arrays (read with orbax, no model needed)."""
     import orbax.checkpoint as ocp
 
+    import jax
+
     ckpt_dir = workdir / "checkpoints"
     step = max(int(p.name) for p in ckpt_dir.iterdir() if p.name.isdigit())
-    restored = ocp.PyTreeCheckpointer().restore(ckpt_dir / str(step) / "state")
-    import jax
+    checkpointer = ocp.PyTreeCheckpointer()
+    path = ckpt_dir / str(step) / "state"
+    tree = checkpointer.metadata(path).item_metadata.tree
+    as_numpy = jax.tree.map(lambda _: ocp.RestoreArgs(restore_type=np.ndarray), tree)  # any device layout
+    restored = checkpointer.restore(path, args=ocp.args.PyTreeRestore(restore_args=as_numpy))
 
     leaves = jax.tree_util.tree_flatten_with_path(restored["params"])[0]
     return {jax.tree_util.keystr(path): np.asarray(leaf) for path, leaf in leaves}
