@@ -135,6 +135,12 @@ def make_data_parallel(
             jax.pmap(train_step, axis_name=AXIS, donate_argnums=0, devices=local),
             jax.pmap(eval_step, axis_name=AXIS, devices=local),
         )
-    sharded_train = jax.shard_map(train_step, mesh=mesh, in_specs=(P(), P(AXIS)), out_specs=(P(), P()))
+    # check_vma=False gives collectives inside the differentiated loss (sync BatchNorm) pmap's
+    # per-shard transpose: the step differentiates each shard's own objective and averages the
+    # gradients itself. With varying-axis checks on, autodiff would also sum those collectives'
+    # cotangents over shards and count the cross-shard terms twice.
+    sharded_train = jax.shard_map(
+        train_step, mesh=mesh, in_specs=(P(), P(AXIS)), out_specs=(P(), P()), check_vma=False
+    )
     sharded_eval = jax.shard_map(eval_step, mesh=mesh, in_specs=(P(), P(AXIS)), out_specs=P(AXIS))
     return DataParallel(mode, mesh, jax.jit(sharded_train, donate_argnums=0), jax.jit(sharded_eval))

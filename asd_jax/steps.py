@@ -71,8 +71,9 @@ def train_step(
         weight = weight * loss_config.class_weights[labels]
     global_weight = jnp.maximum(lax.psum(weight.sum(), AXIS), 1e-9)
 
-    def local_objective(params):
-        model = nnx.merge(graphdef, params, state.model_state)
+    def local_objective(variables):
+        params, model_state = variables
+        model = nnx.merge(graphdef, params, model_state)
         out = model(batch["pose"], batch["prior"], dropout_keys=keys)
         loss_sum, _ = optim.classification_loss(
             out.logits,
@@ -87,8 +88,10 @@ def train_step(
         _, _, new_model_state = nnx.split(model, nnx.Param, ...)
         return objective, (out, new_model_state)
 
-    (objective, (out, new_model_state)), grads = jax.value_and_grad(local_objective, has_aux=True)(
-        state.params
+    # model_state (e.g. BatchNorm statistics) must be traced like the params for the model to
+    # update it inside the gradient; its own gradient is not used.
+    (objective, (out, new_model_state)), (grads, _) = jax.value_and_grad(local_objective, has_aux=True)(
+        (state.params, state.model_state)
     )
     grads = lax.pmean(grads, AXIS)
     loss = lax.pmean(objective, AXIS)

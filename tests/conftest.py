@@ -21,3 +21,9 @@ TINY_COHORT = CohortParams(num_patients=15, num_clips=60, seed=3)
 def tiny_cohort(tmp_path_factory) -> Path:
     """A small synthetic cohort folder in the user input format, made once per test session."""
     return generate_cohort(tmp_path_factory.mktemp("cohort"), TINY_COHORT)
+
+
+@pytest.fixture(scope="session")
+def data_dir(tmp_path_factory) -> Path:
+    """One TFDS data dir per test process, so the smoke cohort is built once."""
+    return tmp_path_factory.mktemp("tfds")

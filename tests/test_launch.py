@@ -19,17 +19,13 @@ from conftest import ROOT
 SMOKE = "configs/crossattn.py:smoke"
 
 
-@pytest.fixture(scope="module")
-def data_dir(tmp_path_factory) -> Path:
-    """One TFDS data dir for the module, so the smoke cohort is built once."""
-    return tmp_path_factory.mktemp("tfds")
 
 
-def launch_command(workdir: Path, data_dir: Path, *overrides: str, mode: str = "train") -> list[str]:
+def launch_command(workdir: Path, data_dir: Path, *overrides: str, mode: str = "train", config: str = SMOKE) -> list[str]:
     return [
         sys.executable,
         "launch.py",
-        f"--config={SMOKE}",
+        f"--config={config}",
         f"--workdir={workdir}",
         f"--mode={mode}",
         f"--config.data.data_dir={data_dir}",
@@ -37,10 +33,12 @@ def launch_command(workdir: Path, data_dir: Path, *overrides: str, mode: str = "
     ]
 
 
-def run_launch(workdir: Path, data_dir: Path, *overrides: str, mode: str = "train") -> subprocess.CompletedProcess:
+def run_launch(
+    workdir: Path, data_dir: Path, *overrides: str, mode: str = "train", config: str = SMOKE
+) -> subprocess.CompletedProcess:
     env = dict(os.environ, JAX_PLATFORMS="cpu")
     return subprocess.run(
-        launch_command(workdir, data_dir, *overrides, mode=mode),
+        launch_command(workdir, data_dir, *overrides, mode=mode, config=config),
         cwd=ROOT,
         env=env,
         capture_output=True,

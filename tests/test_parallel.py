@@ -17,14 +17,13 @@ from conftest import ROOT
 
 EQUIVALENCE_SCRIPT = textwrap.dedent(
     """
-    import functools, json
+    import functools, importlib, json, sys
     import jax, jax.numpy as jnp, numpy as np
-    from configs.crossattn import get_config
     from asd_jax import optim, steps, train
     from asd_jax.parallel import make_data_parallel
 
     assert jax.device_count() == 8, jax.devices()
-    config = get_config("smoke")
+    config = importlib.import_module(f"configs.{sys.argv[1]}").get_config("smoke")
     config.model.dropout = 0.2  # per-example dropout keys must make sharding irrelevant
     num_steps, batch_size, num_classes = 20, 16, 3
     optimizer = optim.make_optimizer(config.optim, num_steps)
@@ -70,18 +69,19 @@ EQUIVALENCE_SCRIPT = textwrap.dedent(
 )
 
 
-def _run_on_8_devices(script: str) -> dict:
+def _run_on_8_devices(script: str, *args: str) -> dict:
     env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=8", JAX_PLATFORMS="cpu")
     proc = subprocess.run(
-        [sys.executable, "-c", script], cwd=ROOT, env=env, capture_output=True, text=True, timeout=600
+        [sys.executable, "-c", script, *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=600
     )
     assert proc.returncode == 0, proc.stderr[-4000:]
     line = next(line for line in proc.stdout.splitlines() if line.startswith("RESULT"))
     return json.loads(line[len("RESULT") :])
 
 
-def test_shard_map_pmap_and_one_device_train_to_the_same_params():
-    results = _run_on_8_devices(EQUIVALENCE_SCRIPT)
+@pytest.mark.parametrize("model", ["crossattn", "stgcn"])  # stgcn: BatchNorm statistics synced over devices
+def test_shard_map_pmap_and_one_device_train_to_the_same_params(model):
+    results = _run_on_8_devices(EQUIVALENCE_SCRIPT, model)
     assert results["single_final_loss"] < results["single_first_loss"]  # it did train
     for mode in ("shard_map", "pmap"):
         assert results[mode]["max_param_diff"] < 1e-5, (mode, results)

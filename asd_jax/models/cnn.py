@@ -1,0 +1,42 @@
+"""Temporal convolutional baseline: the per-frame joint features of all joints, convolved in time."""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+from flax import nnx
+
+from asd_jax.models import ModelOutput
+from asd_jax.models.crossattn import compute_dtype
+from asd_jax.models.features import NUM_FEATURES, joint_features
+from asd_jax.models.layers import ExampleDropout
+from asd_jax.skeleton import NUM_JOINTS
+
+
+class TemporalCNN(nnx.Module):
+    def __init__(self, *, num_classes: int, dim: int, depth: int, kernel: int, dropout: float, dtype, rngs: nnx.Rngs):
+        conv = lambda i, o, stride: nnx.Conv(i, o, (kernel,), strides=(stride,), dtype=dtype, param_dtype=jnp.float32, rngs=rngs)  # noqa: E731
+        self.dtype = dtype
+        self.stem = conv(NUM_JOINTS * NUM_FEATURES, dim, 1)
+        self.convs = nnx.List([conv(dim, dim, 2 if i % 2 else 1) for i in range(depth)])
+        self.norms = nnx.List([nnx.LayerNorm(dim, dtype=dtype, param_dtype=jnp.float32, rngs=rngs) for _ in range(depth)])
+        self.drops = nnx.List([ExampleDropout(dropout, i) for i in range(depth)])
+        self.head = nnx.Linear(dim, num_classes, dtype=dtype, param_dtype=jnp.float32, rngs=rngs)
+
+    def __call__(self, pose: jax.Array, prior: jax.Array, *, dropout_keys: jax.Array | None = None) -> ModelOutput:
+        del prior  # the baseline sees no clinical knowledge
+        features = joint_features(pose.astype(jnp.float32)).astype(self.dtype)
+        x = self.stem(features.reshape(*features.shape[:2], -1))  # [B, T, D]
+        for conv, norm, drop in zip(self.convs, self.norms, self.drops):
+            y = drop(jax.nn.gelu(conv(norm(x))), dropout_keys)
+            x = y + (x if y.shape == x.shape else x[:, :: x.shape[1] // y.shape[1]][:, : y.shape[1]])
+        logits = self.head(x.mean(axis=1)).astype(jnp.float32)
+        return ModelOutput(logits, None, jnp.zeros((), jnp.float32))
+
+
+def build(config: ml_collections.ConfigDict, *, num_classes: int, rngs: nnx.Rngs) -> TemporalCNN:
+    m = config.model
+    return TemporalCNN(
+        num_classes=num_classes, dim=m.dim, depth=m.depth, kernel=m.kernel, dropout=m.dropout, dtype=compute_dtype(config), rngs=rngs
+    )

@@ -1,0 +1,107 @@
+"""ST-GCN (Yan et al., 2018) over the COCO-17 graph, as pyskl / MMAction2 define it: spatial
+graph convolution with the spatial partitioning strategy (self, centripetal, centrifugal
+neighbours around the mid-hip centre), a 9-frame temporal convolution, BatchNorm and residuals.
+
+BatchNorm statistics are averaged over the `data` axis during training (sync BN), so a
+data-parallel step equals a single-device one.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+from flax import nnx
+
+from asd_jax.models import ModelOutput
+from asd_jax.models.crossattn import compute_dtype
+from asd_jax.models.features import NUM_FEATURES, joint_features
+from asd_jax.models.layers import ExampleDropout
+from asd_jax.skeleton import BONES, NUM_JOINTS
+from asd_jax.steps import AXIS
+
+
+def spatial_partitions() -> np.ndarray:
+    """[3, J, J] normalised adjacency: self links, links towards and away from the centre."""
+    adjacency = np.zeros((NUM_JOINTS, NUM_JOINTS))
+    for a, b in BONES:
+        adjacency[a, b] = adjacency[b, a] = 1
+    hops = np.full(NUM_JOINTS, np.inf)
+    hops[[11, 12]] = 0  # distance to the hips (the graph centre)
+    for _ in range(NUM_JOINTS):
+        for a, b in BONES:
+            hops[a] = min(hops[a], hops[b] + 1)
+            hops[b] = min(hops[b], hops[a] + 1)
+    inward = adjacency * (hops[None, :] < hops[:, None])  # i <- j where j is nearer the centre
+    outward = adjacency * (hops[None, :] > hops[:, None])
+    parts = np.stack([np.eye(NUM_JOINTS), inward, outward])
+    degree = parts.sum(axis=(0, 2))
+    return (parts / degree[None, None, :]).astype(np.float32)
+
+
+class STGCNBlock(nnx.Module):
+    def __init__(self, in_dim: int, out_dim: int, stride: int, dropout: float, layer_id: int, *, dtype, sync_axis, rngs: nnx.Rngs):
+        # No bias before a BatchNorm: it would be cancelled, and its rounding-noise gradient would
+        # be amplified by Adam into device-layout-dependent updates.
+        self.gcn = nnx.Linear(in_dim, 3 * out_dim, use_bias=False, dtype=dtype, param_dtype=jnp.float32, rngs=rngs)
+        self.gcn_norm = nnx.BatchNorm(out_dim, axis_name=sync_axis, dtype=dtype, rngs=rngs)
+        self.tcn = nnx.Conv(
+            out_dim, out_dim, (9, 1), strides=(stride, 1), use_bias=False, dtype=dtype, param_dtype=jnp.float32, rngs=rngs
+        )
+        self.tcn_norm = nnx.BatchNorm(out_dim, axis_name=sync_axis, dtype=dtype, rngs=rngs)
+        self.residual = (
+            None
+            if in_dim == out_dim and stride == 1
+            else nnx.Conv(in_dim, out_dim, (1, 1), strides=(stride, 1), dtype=dtype, param_dtype=jnp.float32, rngs=rngs)
+        )
+        self.drop = ExampleDropout(dropout, layer_id)
+        self.out_dim = out_dim
+
+    def __call__(self, x: jax.Array, *, training: bool, dropout_keys: jax.Array | None) -> jax.Array:
+        """x: [B, T, J, C]."""
+        y = self.gcn(x).reshape(*x.shape[:3], 3, self.out_dim)
+        y = jnp.einsum("kij,btjkc->btic", jnp.asarray(spatial_partitions(), y.dtype), y)
+        y = jax.nn.relu(self.gcn_norm(y, use_running_average=not training))
+        y = self.tcn_norm(self.tcn(y), use_running_average=not training)
+        shortcut = x if self.residual is None else self.residual(x)
+        return self.drop(jax.nn.relu(y + shortcut), dropout_keys)
+
+
+class STGCN(nnx.Module):
+    def __init__(self, *, num_classes: int, dim: int, depth: int, dropout: float, dtype, sync_axis, rngs: nnx.Rngs):
+        self.input_norm = nnx.BatchNorm(NUM_JOINTS * NUM_FEATURES, axis_name=sync_axis, dtype=dtype, rngs=rngs)
+        widths = [dim * (2 ** (i * 2 // max(depth, 1))) for i in range(depth)]
+        blocks, previous = [], NUM_FEATURES
+        for i, width in enumerate(widths):
+            stride = 2 if i > 0 and width != widths[i - 1] else 1
+            blocks.append(STGCNBlock(previous, width, stride, dropout, i, dtype=dtype, sync_axis=sync_axis, rngs=rngs))
+            previous = width
+        self.blocks = nnx.List(blocks)
+        self.head = nnx.Linear(previous, num_classes, dtype=dtype, param_dtype=jnp.float32, rngs=rngs)
+        self.dtype = dtype
+
+    def __call__(self, pose: jax.Array, prior: jax.Array, *, dropout_keys: jax.Array | None = None) -> ModelOutput:
+        del prior  # the baseline sees no clinical knowledge
+        training = dropout_keys is not None
+        features = joint_features(pose.astype(jnp.float32)).astype(self.dtype)
+        batch, frames = features.shape[:2]
+        x = self.input_norm(features.reshape(batch, frames, -1), use_running_average=not training)
+        x = x.reshape(batch, frames, NUM_JOINTS, NUM_FEATURES)
+        for block in self.blocks:
+            x = block(x, training=training, dropout_keys=dropout_keys)
+        logits = self.head(x.mean(axis=(1, 2))).astype(jnp.float32)
+        return ModelOutput(logits, None, jnp.zeros((), jnp.float32))
+
+
+def build(config: ml_collections.ConfigDict, *, num_classes: int, rngs: nnx.Rngs) -> STGCN:
+    m = config.model
+    return STGCN(
+        num_classes=num_classes,
+        dim=m.dim,
+        depth=m.depth,
+        dropout=m.dropout,
+        dtype=compute_dtype(config),
+        sync_axis=AXIS if m.sync_batch_norm else None,
+        rngs=rngs,
+    )

@@ -1,0 +1,74 @@
+"""Baselines and ablations: shapes and gradients, smoke training, and the PhaseMix step detector."""
+
+from __future__ import annotations
+
+import importlib
+import json
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from flax import nnx
+
+from asd_jax import transforms
+from asd_jax.models import build_model
+from asd_jax.models.phase import step_boundaries, widest_stride_mask
+from asd_jax.synthetic import CohortParams, WalkSpec, simulate_walk
+from test_launch import run_launch
+
+CONFIGS = ("cnn", "stgcn", "vit_phasemix", "crossattn_no_prior", "crossattn_self_only", "crossattn_no_align")
+
+
+def smoke_config(name: str):
+    config = importlib.import_module(f"configs.{name}").get_config("smoke")
+    if "sync_batch_norm" in config.model:
+        config.model.sync_batch_norm = False  # no `data` axis outside the data-parallel step
+    return config
+
+
+@pytest.mark.parametrize("name", CONFIGS)
+def test_forward_and_backward(name):
+    model = build_model(smoke_config(name), 3, nnx.Rngs(0))
+    rng = np.random.default_rng(0)
+    pose = jnp.asarray(rng.normal(size=(4, 32, 17, 3)), jnp.float32)
+    prior = jnp.full((4, 5), 0.2)
+    keys = jax.vmap(lambda i: jax.random.fold_in(jax.random.PRNGKey(0), i))(jnp.arange(4))
+    graphdef, params, rest = nnx.split(model, nnx.Param, ...)
+
+    def loss(variables):  # BatchNorm statistics are traced with the params, as in steps.train_step
+        out = nnx.merge(graphdef, *variables)(pose, prior, dropout_keys=keys)
+        return jnp.mean(out.logits**2) + out.aux_loss
+
+    value, (grads, _) = jax.value_and_grad(loss)((params, rest))
+    assert np.isfinite(float(value))
+    norms = [float(jnp.linalg.norm(g)) for g in jax.tree.leaves(grads)]
+    assert all(np.isfinite(norms)) and sum(n > 0 for n in norms) > len(norms) // 2
+    assert nnx.merge(graphdef, params, rest)(pose, prior).logits.shape == (4, 3)
+
+
+@pytest.mark.parametrize("name", CONFIGS)
+def test_every_config_trains_in_its_smoke_variant(name, tmp_path, data_dir):
+    proc = run_launch(tmp_path / name, data_dir, "--config.train.num_steps=10", "--config.train.eval_every=10", config=f"configs/{name}.py:smoke")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    results = json.loads((tmp_path / name / "report" / "results.json").read_text())
+    assert 0.0 <= results["headline"]["patient_macro_f1"] <= 1.0
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_step_detector_finds_the_widest_stride_frames(seed):
+    walk = simulate_walk(WalkSpec(num_frames=150, cadence=100.0 + 5 * seed), CohortParams(), np.random.default_rng(seed))
+    pose = np.concatenate([walk["keypoints"] / 1920, walk["scores"][..., None]], -1)
+    seen = (pose[:, [15, 16], 2] >= transforms.MIN_SCORE).all(1)
+    found = np.flatnonzero(np.asarray(widest_stride_mask(jnp.asarray(transforms.normalize_pose(pose)))))
+    truth = [t for t in walk["truth"]["widest_stride_frames"] if 3 <= t < 147 and seen[max(0, t - 3) : t + 4].all()]
+    assert truth, "the walk should show some widest-stride moments"
+    for t in truth:
+        assert np.min(np.abs(found - t)) <= 2, (t, found)
+    assert np.all(np.diff(found) >= 10)
+
+
+def test_without_visible_ankles_the_window_is_cut_evenly():
+    boundaries, valid = step_boundaries(jnp.zeros((64, 17, 3)), max_steps=6)
+    assert boundaries.tolist() == np.linspace(0, 63, 7).round().astype(int).tolist()
+    assert valid.sum() == 4
