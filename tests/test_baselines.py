@@ -72,3 +72,24 @@ def test_without_visible_ankles_the_window_is_cut_evenly():
     boundaries, valid = step_boundaries(jnp.zeros((64, 17, 3)), max_steps=6)
     assert boundaries.tolist() == np.linspace(0, 63, 7).round().astype(int).tolist()
     assert valid.sum() == 4
+
+
+def test_comparison_document_has_a_row_per_model(tmp_path, data_dir):
+    import subprocess
+    import sys
+
+    from conftest import ROOT
+
+    out = tmp_path / "results.md"
+    proc = subprocess.run(
+        [sys.executable, "-m", "asd_jax.compare", "--variant", "smoke", "--workdir", str(tmp_path / "runs"), "--out", str(out),
+         "--override", f"data.data_dir={data_dir}", "--override", "train.num_steps=6", "--override", "train.eval_every=6",
+         "--override", "data.num_folds=2", "cnn"],
+        cwd=ROOT, capture_output=True, text=True, timeout=600,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    text = out.read_text()
+    assert "## Patient level" in text and "## Clip level" in text
+    for name in ("cnn",):
+        assert sum(line.startswith(f"| {name} |") for line in text.splitlines()) == 2
+        assert (tmp_path / "runs" / name / "report" / "results.json").exists()

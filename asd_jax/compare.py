@@ -1,0 +1,72 @@
+r"""The comparison table: patient-grouped K-fold CV of several configs with the same seeds.
+
+  python -m asd_jax.compare --out docs/results.md --workdir runs/compare \
+    cnn vit_phasemix stgcn crossattn_self_only crossattn_no_prior crossattn_no_align crossattn
+
+Each config is `configs/<name>.py`; its CV lives in `<workdir>/<name>` (so an interrupted comparison
+resumes, and finished models are not trained again). Extra `--override a.b=value` items apply to
+every config. The Markdown document gets one table per level in the reference README's form,
+mean ± std over folds with the 95% patient-bootstrap CI of the pooled test predictions.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+from pathlib import Path
+
+import ml_collections
+
+from asd_jax import cross_validation, report
+
+
+def load_config(name: str, overrides: list[str], variant: str | None = None) -> ml_collections.ConfigDict:
+    config = importlib.import_module(f"configs.{name}").get_config(variant)
+    for item in overrides:
+        key, _, value = item.partition("=")
+        parent = config
+        *path, leaf = key.split(".")
+        for part in path:
+            parent = parent[part]
+        parent[leaf] = type(parent[leaf])(json.loads(value) if not isinstance(parent[leaf], str) else value)
+    return config
+
+
+def compare(names: list[str], workdir: Path, overrides: list[str], variant: str | None = None) -> dict[str, dict]:
+    """Runs (or resumes) CV for every config; returns each one's summary levels."""
+    return {
+        name: cross_validation.run_cv(load_config(name, overrides, variant), workdir / name)["levels"] for name in names
+    }
+
+
+def results_markdown(results: dict[str, dict], command: str) -> str:
+    sections = ["# Model comparison", "", f"Command: `{command}`", ""]
+    for level in ("patient", "clip"):
+        rows = [(name, {k: v for k, v in levels[level].items() if k != "predictions"}) for name, levels in results.items()]
+        sections += [f"## {level.capitalize()} level", "", report.markdown_table(rows), ""]
+    return "\n".join(sections)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("configs", nargs="+", help="config names under configs/")
+    parser.add_argument("--workdir", type=Path, default=Path("runs/compare"))
+    parser.add_argument("--out", type=Path, default=Path("docs/results.md"))
+    parser.add_argument("--override", action="append", default=[], help="a.b=value, applied to every config")
+    parser.add_argument("--variant", default=None, help="config variant, e.g. smoke")
+    args = parser.parse_args()
+    results = compare(args.configs, args.workdir, args.override, args.variant)
+    command = "python -m asd_jax.compare " + " ".join(
+        [f"--override {o}" for o in args.override]
+        + ([f"--variant {args.variant}"] if args.variant else [])
+        + [f"--out {args.out}", f"--workdir {args.workdir}"]
+        + args.configs
+    )
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(results_markdown(results, command))
+    print(args.out.read_text())
+
+
+if __name__ == "__main__":
+    main()
