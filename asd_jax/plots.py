@@ -62,7 +62,7 @@ def reliability(labels: np.ndarray, probs: np.ndarray, path: Path, title: str, b
 def attention_heatmap(attention: np.ndarray, fps: float, path: Path, title: str) -> Path:
     """Region x time attention of one clip ([R, frames])."""
     fig, ax = plt.subplots(figsize=(9, 2.8))
-    image = ax.imshow(attention, aspect="auto", cmap="magma", extent=(0, attention.shape[1] / fps, len(REGION_NAMES), 0))
+    image = ax.imshow(attention, aspect="auto", cmap="magma", interpolation="nearest", extent=(0, attention.shape[1] / fps, len(REGION_NAMES), 0))
     ax.set_yticks(np.arange(len(REGION_NAMES)) + 0.5, REGION_NAMES)
     ax.set(xlabel="time (s)", title=title)
     fig.colorbar(image, ax=ax, label="attention")
