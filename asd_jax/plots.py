@@ -14,6 +14,7 @@ from sklearn.calibration import calibration_curve  # noqa: E402
 from sklearn.metrics import ConfusionMatrixDisplay, RocCurveDisplay  # noqa: E402
 
 from asd_jax.skeleton import BONES, REGION_NAMES  # noqa: E402
+from asd_jax.transforms import MIN_SCORE  # noqa: E402
 
 
 def _save(fig: plt.Figure, path: Path) -> Path:
@@ -70,7 +71,7 @@ def attention_heatmap(attention: np.ndarray, fps: float, path: Path, title: str)
 
 
 def _draw_skeleton(ax: plt.Axes, pose: np.ndarray, weights: np.ndarray, vmax: float) -> None:
-    xy, seen = pose[:, :2], pose[:, 2] > 0
+    xy, seen = pose[:, :2], pose[:, 2] >= MIN_SCORE
     for a, b in BONES:
         if seen[a] and seen[b]:
             ax.plot(xy[[a, b], 0], xy[[a, b], 1], color="0.6", lw=1.5, zorder=1)
@@ -81,7 +82,9 @@ def _draw_skeleton(ax: plt.Axes, pose: np.ndarray, weights: np.ndarray, vmax: fl
 
 def skeleton_keyframes(pose: np.ndarray, joint_weights: np.ndarray, path: Path, title: str, count: int = 6) -> Path:
     """Key frames of a normalised clip with joints coloured by attention ([T, 17] weights)."""
-    frames = np.linspace(0, len(pose) - 1, count).astype(int)
+    visible = np.flatnonzero((pose[..., 2] >= MIN_SCORE).sum(-1) >= 12)  # frames showing the body
+    candidates = visible if len(visible) >= count else np.arange(len(pose))
+    frames = candidates[np.linspace(0, len(candidates) - 1, count).astype(int)]
     fig, axes = plt.subplots(1, count, figsize=(2.2 * count, 3.4))
     vmax = float(joint_weights.max()) or 1.0
     for ax, frame in zip(axes, frames):
@@ -94,7 +97,7 @@ def skeleton_keyframes(pose: np.ndarray, joint_weights: np.ndarray, path: Path, 
 def skeleton_gif(pose: np.ndarray, joint_weights: np.ndarray, path: Path, fps: float, title: str) -> Path:
     """An animated GIF of a clip with joints coloured by attention."""
     fig, ax = plt.subplots(figsize=(3.5, 4.5))
-    limits = pose[..., :2][pose[..., 2] > 0]
+    limits = pose[..., :2][pose[..., 2] >= MIN_SCORE]
     low, high = (limits.min(0), limits.max(0)) if len(limits) else (np.array([-2, -4]), np.array([2, 2]))
     vmax = float(joint_weights.max()) or 1.0
 

@@ -121,8 +121,13 @@ def project(body: np.ndarray, height_m: float, params: CohortParams, rng: np.ran
     width, height = params.image_width, params.image_height
     ground = rng.uniform(0.62, 0.95) * height
     travel = (body[-1, 11, 0] - body[0, 11, 0]) * scale
-    start = rng.uniform(0.05 * width, max(0.05 * width, 0.95 * width - 0.7 * travel))
+    # A long walk would leave the frame: the camera then pans with the walker, keeping at most
+    # 80 % of the frame width of forward travel in view.
+    pan = max(0.0, 1.0 - 0.8 * width / travel) if travel > 0 else 0.0
+    # Some walks start or end partly outside the frame (partial skeletons at the edges).
+    start = rng.uniform(-0.05 * width, max(0.0, 1.02 * width - (1 - pan) * travel))
     x = body[..., 0] - body[0, 11, 0]
+    x = x - pan * x[:, 11:12]
     px = np.stack([start + scale * x, ground - scale * body[..., 1]], -1)
     if direction < 0:
         px[..., 0] = width - px[..., 0]

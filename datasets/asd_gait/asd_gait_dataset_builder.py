@@ -41,10 +41,11 @@ class Builder(tfds.core.GeneratorBasedBuilder):
     """One record per clip: ids, diagnosis, pose [T, 17, 3], clinical prior [5], fps."""
 
     # Bump with every change of the synthetic generator, so a stale cohort is never reused.
-    VERSION = tfds.core.Version("1.1.0")
+    VERSION = tfds.core.Version("1.2.0")
     RELEASE_NOTES = {
         "1.0.0": "First release.",
         "1.1.0": "Synthetic walks: 60 % stance phase; raters mark what they see.",
+        "1.2.0": "Synthetic walks: the camera pans with walks longer than the frame.",
     }
     MANUAL_DOWNLOAD_INSTRUCTIONS = MANUAL_DOWNLOAD_INSTRUCTIONS
     BUILDER_CONFIGS = [
