@@ -10,6 +10,7 @@ import importlib
 from typing import Any, NamedTuple
 
 import jax
+import jax.numpy as jnp
 import ml_collections
 from flax import nnx
 
@@ -20,6 +21,14 @@ class ModelOutput(NamedTuple):
     logits: jax.Array
     attention: jax.Array | None
     aux_loss: jax.Array
+
+
+def compute_dtype(config: ml_collections.ConfigDict):
+    """The activation dtype of `config.train.compute_dtype`; parameters always stay float32."""
+    names = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
+    if config.train.compute_dtype not in names:
+        raise ValueError(f"train.compute_dtype={config.train.compute_dtype!r}: expected one of {list(names)}")
+    return names[config.train.compute_dtype]
 
 
 def build_model(config: ml_collections.ConfigDict, num_classes: int, rngs: nnx.Rngs) -> nnx.Module:

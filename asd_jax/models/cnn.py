@@ -7,8 +7,7 @@ import jax.numpy as jnp
 import ml_collections
 from flax import nnx
 
-from asd_jax.models import ModelOutput
-from asd_jax.models.crossattn import compute_dtype
+from asd_jax.models import ModelOutput, compute_dtype
 from asd_jax.models.features import NUM_FEATURES, joint_features
 from asd_jax.models.layers import ExampleDropout
 from asd_jax.skeleton import NUM_JOINTS

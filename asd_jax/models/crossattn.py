@@ -16,19 +16,12 @@ import jax.numpy as jnp
 import ml_collections
 from flax import nnx
 
-from asd_jax.models import ModelOutput
+from asd_jax.models import ModelOutput, compute_dtype
 from asd_jax.models.features import NUM_FEATURES, joint_features
 from asd_jax.models.layers import Block, ExampleDropout, sinusoidal_positions
 from asd_jax.skeleton import NUM_JOINTS, NUM_REGIONS, region_membership
 
 PRIOR_EPS = 1e-3
-
-
-def compute_dtype(config: ml_collections.ConfigDict):
-    names = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
-    if config.train.compute_dtype not in names:
-        raise ValueError(f"train.compute_dtype={config.train.compute_dtype!r}: expected one of {list(names)}")
-    return names[config.train.compute_dtype]
 
 
 class CrossAttnModel(nnx.Module):
