@@ -15,6 +15,7 @@ import sys
 import textwrap
 
 import numpy as np
+import pytest
 
 from conftest import ROOT
 from test_launch import final_params, launch_command
@@ -98,21 +99,50 @@ def test_two_processes_train_like_one_process_with_the_same_devices(tmp_path):
         np.testing.assert_allclose(got[key], expected[key], atol=1e-5, err_msg=key)
 
 
-def test_checkpoint_from_four_devices_continues_on_two(tmp_path):
-    data_dir = tmp_path / "tfds"
-    four = tmp_path / "four"
-    run = lambda workdir, devices: subprocess.run(  # noqa: E731
-        launch_command(workdir, data_dir), cwd=ROOT, env=cpu_env(devices), capture_output=True, text=True, timeout=600
-    )
-    first = run(four, 4)
-    assert first.returncode == 0, first.stderr[-3000:]
+@pytest.fixture(scope="module")
+def four_device_run(tmp_path_factory, data_dir) -> Path:
+    """A smoke training run through launch.py on one process with four CPU devices."""
+    workdir = tmp_path_factory.mktemp("four") / "run"
+    proc = subprocess.run(launch_command(workdir, data_dir), cwd=ROOT, env=cpu_env(4), capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return workdir
+
+
+def test_launch_on_two_processes_matches_one_process(four_device_run, tmp_path, data_dir):
+    port = free_port()
+    workdir = tmp_path / "two_processes"
+    procs = [
+        subprocess.Popen(
+            launch_command(
+                workdir, data_dir, "--config.train.distributed=True", f"--config.train.coordinator_address=127.0.0.1:{port}",
+                "--config.train.num_processes=2", f"--config.train.process_id={i}",
+            ),
+            cwd=ROOT, env=cpu_env(2), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        )
+        for i in range(2)
+    ]
+    for proc in procs:
+        _, err = proc.communicate(timeout=600)
+        assert proc.returncode == 0, err[-3000:]
+    expected, got = final_params(four_device_run), final_params(workdir)
+    for key in expected:
+        np.testing.assert_allclose(got[key], expected[key], atol=1e-5, err_msg=key)
+    one = json.loads((four_device_run / "report" / "results.json").read_text())
+    two = json.loads((workdir / "report" / "results.json").read_text())
+    assert two["selected_step"] == one["selected_step"]
+    np.testing.assert_allclose(list(two["headline"].values()), list(one["headline"].values()), atol=1e-6)
+    lines = (workdir / "metrics.jsonl").read_text().splitlines()
+    assert len(lines) == len((four_device_run / "metrics.jsonl").read_text().splitlines())  # process 0 logs alone
+
+
+def test_checkpoint_from_four_devices_continues_on_two(four_device_run, tmp_path, data_dir):
     two = tmp_path / "two"
-    shutil.copytree(four, two, ignore=shutil.ignore_patterns("30", "report"))
+    shutil.copytree(four_device_run, two, ignore=shutil.ignore_patterns("30", "report"))
     assert sorted(p.name for p in (two / "checkpoints").iterdir() if p.name.isdigit()) == ["15"]
-    second = run(two, 2)
+    second = subprocess.run(launch_command(two, data_dir), cwd=ROOT, env=cpu_env(2), capture_output=True, text=True, timeout=600)
     assert second.returncode == 0, second.stderr[-3000:]
     assert "resumed from step 15" in second.stderr
-    expected, got = final_params(four), final_params(two)
+    expected, got = final_params(four_device_run), final_params(two)
     for key in expected:
         np.testing.assert_allclose(got[key], expected[key], atol=1e-5, err_msg=key)
     assert json.loads((two / "report" / "results.json").read_text())["selected_step"] in (15, 30)
