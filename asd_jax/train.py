@@ -175,7 +175,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path) -
 
     writer = MetricWriter(workdir)
     try:
-        _train_loop(config, dp, state, train_iter, fold, manager, writer, start_step)
+        state = _train_loop(config, dp, state, train_iter, fold, manager, writer, start_step)
         manager.wait_until_finished()
         best_step = manager.best_step()
         state = dp.put_state(
