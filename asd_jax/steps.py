@@ -117,7 +117,7 @@ def train_step(
         "loss": loss,
         "aux_loss": lax.pmean(out.aux_loss, AXIS),
         "train_accuracy": accuracy,
-        "grad_norm": optax.global_norm(grads),
+        "grad_norm": optax.tree.norm(grads),
     }
     return new_state, metrics
 

@@ -69,11 +69,11 @@ class CrossAttnModel(nnx.Module):
         patched = features.reshape(batch, num_patches, self.patch, NUM_JOINTS, NUM_FEATURES)
         time_codes = jnp.asarray(sinusoidal_positions(num_patches, self.dim), self.dtype)
         pose_tokens = self.pose_embed(patched.reshape(batch, num_patches, -1)) + time_codes
-        joints = self.joint_embed(patched).mean(axis=2) + self.joint_position.value.astype(self.dtype)  # [B, T', J, D]
+        joints = self.joint_embed(patched).mean(axis=2) + self.joint_position[...].astype(self.dtype)  # [B, T', J, D]
         membership = region_membership()
         pool = jnp.asarray(membership / membership.sum(1, keepdims=True), self.dtype)  # [R, J]
         regions = jnp.einsum("rj,btjd->btrd", pool, joints)
-        regions = regions + self.region_embedding.value.astype(self.dtype) + time_codes[:, None, :]
+        regions = regions + self.region_embedding[...].astype(self.dtype) + time_codes[:, None, :]
         return pose_tokens, regions
 
     def __call__(self, pose: jax.Array, prior: jax.Array, *, dropout_keys: jax.Array | None = None) -> ModelOutput:
