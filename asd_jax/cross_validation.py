@@ -88,7 +88,7 @@ def write_summary(report_dir: Path, summary: dict[str, Any], fold_reports: list[
         "num_folds": summary["num_folds"],
         "summary": levels,
         "folds": [{"fold": r["fold"], "selected_step": r["selected_step"], "headline": r["headline"]} for r in fold_reports],
-        "headline": {f"{level}_{m}": levels[level]["metrics"][m] for level in LEVELS for m in metrics.HEADLINE},
+        "headline": metrics.flat_headline({level: levels[level]["metrics"] for level in LEVELS}),
     }
     (report_dir / "results.json").write_text(json.dumps(payload, indent=2))
     rows = [(f"{level} level", levels[level]) for level in ("patient", "clip")]

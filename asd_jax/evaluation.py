@@ -66,7 +66,7 @@ def evaluate_rows(config: ml_collections.ConfigDict, dp, state, fold, rows: np.n
 
 def headline(result: EvalResult) -> dict[str, float]:
     """Flat `<level>_<metric>` numbers for logs and checkpoint selection."""
-    return {f"{level}_{name}": result.metrics[level][name] for level in LEVELS for name in metrics.HEADLINE}
+    return metrics.flat_headline({level: result.metrics[level] for level in LEVELS})
 
 
 def selection_score(result: EvalResult, name: str) -> float:

@@ -12,6 +12,11 @@ from sklearn import metrics as skm
 HEADLINE = ("accuracy", "balanced_accuracy", "macro_f1", "auc")
 
 
+def flat_headline(levels: dict[str, dict[str, Any]]) -> dict[str, float]:
+    """{'patient': metrics, 'clip': metrics} -> {'patient_accuracy': ..., 'clip_auc': ...}."""
+    return {f"{level}_{name}": values[name] for level, values in levels.items() for name in HEADLINE}
+
+
 def auc(labels: np.ndarray, probs: np.ndarray) -> float:
     """Binary ROC AUC of class 1, or macro one-vs-rest; NaN when a class is missing."""
     num_classes = probs.shape[1]

@@ -30,7 +30,7 @@ def fold_payload(result, fold, *, selected_step: int, seed: int = 0) -> dict[str
             "metrics": result.metrics[level],
             "ci95": metrics.headline_with_ci(predictions.labels, predictions.probs, groups=groups, seed=seed),
         }
-    headline = {f"{level}_{name}": levels[level]["metrics"][name] for level in levels for name in metrics.HEADLINE}
+    headline = metrics.flat_headline({level: values["metrics"] for level, values in levels.items()})
     return {
         "schema_version": SCHEMA_VERSION,
         "class_names": list(result.class_names),
