@@ -187,3 +187,14 @@ def test_cross_validation_reports_every_fold(tmp_path, data_dir):
     assert set(patient["std"]) == {"accuracy", "balanced_accuracy", "macro_f1", "auc"}
     assert "± " in (workdir / "report" / "results.md").read_text()
     assert png_ok(workdir / "report" / "roc_patient.png")
+
+
+def test_grain_worker_processes_feed_the_same_batches(uninterrupted, tmp_path, data_dir):
+    workdir = tmp_path / "workers"
+    proc = run_launch(workdir, data_dir, "--config.data.worker_count=2")
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    fingerprints = lambda w: {m["step"]: m["batch_fingerprint"] for m in read_metrics(w) if "batch_fingerprint" in m}  # noqa: E731
+    assert fingerprints(workdir) == fingerprints(uninterrupted)
+    expected, got = final_params(uninterrupted), final_params(workdir)
+    for key in expected:
+        np.testing.assert_array_equal(got[key], expected[key], err_msg=key)
