@@ -3,8 +3,9 @@ r"""The comparison table: patient-grouped K-fold CV of several configs with the 
   python -m asd_jax.compare --out docs/results.md --workdir runs/compare \
     cnn vit_phasemix stgcn crossattn_self_only crossattn_no_prior crossattn_no_align crossattn
 
-Each config is `configs/<name>.py`; its CV lives in `<workdir>/<name>` (so an interrupted comparison
-resumes, and finished models are not trained again). Extra `--override a.b=value` items apply to
+Each config is `configs/<name>.py`, or `<name>:<variant>` for one of its variants (e.g. `stgcn:compact`);
+its CV lives in `<workdir>/<name>_<variant>` (so an interrupted comparison resumes, and finished
+models are not trained again). The table is rewritten after every model. Extra `--override a.b=value` items apply to
 every config. The Markdown document gets one table per level in the reference README's form,
 mean ± std over folds with the 95% patient-bootstrap CI of the pooled test predictions.
 """
@@ -21,8 +22,10 @@ import ml_collections
 from asd_jax import cross_validation, report
 
 
-def load_config(name: str, overrides: list[str], variant: str | None = None) -> ml_collections.ConfigDict:
-    config = importlib.import_module(f"configs.{name}").get_config(variant)
+def load_config(spec: str, overrides: list[str], variant: str | None = None) -> ml_collections.ConfigDict:
+    """`spec` is `name` or `name:variant`; its own variant wins over the global `variant`."""
+    name, _, own_variant = spec.partition(":")
+    config = importlib.import_module(f"configs.{name}").get_config(own_variant or variant)
     for item in overrides:
         key, _, value = item.partition("=")
         parent = config
@@ -33,19 +36,50 @@ def load_config(name: str, overrides: list[str], variant: str | None = None) -> 
     return config
 
 
-def compare(names: list[str], workdir: Path, overrides: list[str], variant: str | None = None) -> dict[str, dict]:
-    """Runs (or resumes) CV for every config; returns each one's summary levels."""
-    return {
-        name: cross_validation.run_cv(load_config(name, overrides, variant), workdir / name)["levels"] for name in names
-    }
+def compare(
+    names: list[str], workdir: Path, overrides: list[str], variant: str | None = None, on_model_done=None
+) -> dict[str, dict]:
+    """Runs (or resumes) CV for every config; returns each one's summary levels.
+
+    `on_model_done(results_so_far)` runs after each model, so a comparison that takes hours shows
+    its table growing and an interrupted one keeps what it finished.
+    """
+    results = {}
+    for name in names:
+        run_dir = workdir / name.replace(":", "_")
+        results[name] = cross_validation.run_cv(load_config(name, overrides, variant), run_dir)["levels"]
+        if on_model_done is not None:
+            on_model_done(results)
+    return results
 
 
-def results_markdown(results: dict[str, dict], command: str) -> str:
-    sections = ["# Model comparison", "", f"Command: `{command}`", ""]
+READING_HEADING = "## Reading"
+
+
+def results_markdown(results: dict[str, dict], command: str, reading: str = "") -> str:
+    """The tables; `reading` (a hand-written section starting with READING_HEADING) is kept below them."""
+    sections = [
+        "# Model comparison",
+        "",
+        f"Command: `{command}`",
+        "",
+        "Cells: mean ± std over the test folds [95% CI, patient bootstrap of the pooled test predictions]. "
+        "Every fold's checkpoint was chosen on its validation patients; every test fold was evaluated once.",
+        "",
+    ]
     for level in ("patient", "clip"):
         rows = [(name, {k: v for k, v in levels[level].items() if k != "predictions"}) for name, levels in results.items()]
         sections += [f"## {level.capitalize()} level", "", report.markdown_table(rows), ""]
-    return "\n".join(sections)
+    return "\n".join(sections) + (f"\n{reading}" if reading else "")
+
+
+def existing_reading(path: Path) -> str:
+    """The hand-written reading of an earlier run of the document, so regenerating keeps it."""
+    if not path.exists():
+        return ""
+    text = path.read_text()
+    start = text.find(READING_HEADING)
+    return text[start:] if start >= 0 else ""
 
 
 def main() -> None:
@@ -56,7 +90,6 @@ def main() -> None:
     parser.add_argument("--override", action="append", default=[], help="a.b=value, applied to every config")
     parser.add_argument("--variant", default=None, help="config variant, e.g. smoke")
     args = parser.parse_args()
-    results = compare(args.configs, args.workdir, args.override, args.variant)
     command = "python -m asd_jax.compare " + " ".join(
         [f"--override {o}" for o in args.override]
         + ([f"--variant {args.variant}"] if args.variant else [])
@@ -64,7 +97,13 @@ def main() -> None:
         + args.configs
     )
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(results_markdown(results, command))
+
+    reading = existing_reading(args.out)
+
+    def write(results: dict[str, dict]) -> None:
+        args.out.write_text(results_markdown(results, command, reading))
+
+    compare(args.configs, args.workdir, args.override, args.variant, on_model_done=write)
     print(args.out.read_text())
 
 
