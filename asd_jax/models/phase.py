@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from asd_jax.skeleton import LEFT_ANKLE, RIGHT_ANKLE
 
@@ -33,6 +34,16 @@ def widest_stride_mask(pose: jax.Array, min_distance: int = 10) -> jax.Array:
     return is_max & first_of_plateau & (gap > gap.mean())
 
 
+def uniform_boundaries(frames: int, max_steps: int) -> np.ndarray:
+    """The fallback cut into equal steps; numpy, so the PyTorch twin uses the very same frames."""
+    return np.linspace(0, frames - 1, max_steps + 1).round().astype(np.int32)
+
+
+def resample_positions(length: int) -> np.ndarray:
+    """Fractions 0..1 at which a step is resampled; shared with the PyTorch twin for exact parity."""
+    return np.linspace(0.0, 1.0, length, dtype=np.float32)
+
+
 def step_boundaries(pose: jax.Array, max_steps: int, min_distance: int = 10) -> tuple[jax.Array, jax.Array]:
     """Start frames [max_steps + 1] of consecutive steps and a [max_steps] validity mask.
 
@@ -43,7 +54,7 @@ def step_boundaries(pose: jax.Array, max_steps: int, min_distance: int = 10) -> 
     mask = widest_stride_mask(pose, min_distance)
     (peaks,) = jnp.nonzero(mask, size=max_steps + 1, fill_value=frames - 1)
     count = mask.sum()
-    uniform = jnp.linspace(0, frames - 1, max_steps + 1).round().astype(peaks.dtype)
+    uniform = jnp.asarray(uniform_boundaries(frames, max_steps), peaks.dtype)
     enough = count >= 2
     boundaries = jnp.where(enough, peaks, uniform)
     valid = jnp.where(enough, jnp.arange(max_steps) < count - 1, jnp.arange(max_steps) < 4)
@@ -52,7 +63,7 @@ def step_boundaries(pose: jax.Array, max_steps: int, min_distance: int = 10) -> 
 
 def resample_segment(features: jax.Array, start: jax.Array, stop: jax.Array, length: int) -> jax.Array:
     """[T, ...] frames start..stop linearly resampled to `length` frames."""
-    positions = start + (stop - start) * jnp.linspace(0.0, 1.0, length)
+    positions = start + (stop - start) * jnp.asarray(resample_positions(length))
     lower = jnp.floor(positions).astype(jnp.int32)
     upper = jnp.minimum(lower + 1, features.shape[0] - 1)
     frac = (positions - lower).reshape(-1, *([1] * (features.ndim - 1)))

@@ -39,6 +39,13 @@ def spatial_partitions() -> np.ndarray:
     return (parts / degree[None, None, :]).astype(np.float32)
 
 
+def block_plan(dim: int, depth: int) -> list[tuple[int, int, int]]:
+    """(in channels, out channels, temporal stride) per block: width doubles twice, striding where it grows."""
+    widths = [dim * (2 ** (i * 2 // max(depth, 1))) for i in range(depth)]
+    inputs = [NUM_FEATURES, *widths[:-1]]
+    return [(inputs[i], w, 2 if i > 0 and w != widths[i - 1] else 1) for i, w in enumerate(widths)]
+
+
 class STGCNBlock(nnx.Module):
     def __init__(self, in_dim: int, out_dim: int, stride: int, dropout: float, layer_id: int, *, dtype, sync_axis, rngs: nnx.Rngs):
         # No bias before a BatchNorm: it would be cancelled, and its rounding-noise gradient would
@@ -70,14 +77,14 @@ class STGCNBlock(nnx.Module):
 class STGCN(nnx.Module):
     def __init__(self, *, num_classes: int, dim: int, depth: int, dropout: float, dtype, sync_axis, rngs: nnx.Rngs):
         self.input_norm = nnx.BatchNorm(NUM_JOINTS * NUM_FEATURES, axis_name=sync_axis, dtype=dtype, rngs=rngs)
-        widths = [dim * (2 ** (i * 2 // max(depth, 1))) for i in range(depth)]
-        blocks, previous = [], NUM_FEATURES
-        for i, width in enumerate(widths):
-            stride = 2 if i > 0 and width != widths[i - 1] else 1
-            blocks.append(STGCNBlock(previous, width, stride, dropout, i, dtype=dtype, sync_axis=sync_axis, rngs=rngs))
-            previous = width
-        self.blocks = nnx.List(blocks)
-        self.head = nnx.Linear(previous, num_classes, dtype=dtype, param_dtype=jnp.float32, rngs=rngs)
+        plan = block_plan(dim, depth)
+        self.blocks = nnx.List(
+            [
+                STGCNBlock(in_dim, out_dim, stride, dropout, i, dtype=dtype, sync_axis=sync_axis, rngs=rngs)
+                for i, (in_dim, out_dim, stride) in enumerate(plan)
+            ]
+        )
+        self.head = nnx.Linear(plan[-1][1], num_classes, dtype=dtype, param_dtype=jnp.float32, rngs=rngs)
         self.dtype = dtype
 
     def __call__(self, pose: jax.Array, prior: jax.Array, *, dropout_keys: jax.Array | None = None) -> ModelOutput:
