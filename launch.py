@@ -4,6 +4,8 @@ r"""Entry point: flags only, so that everything it runs can be imported and test
   python launch.py --config configs/crossattn.py --mode=prepare   # build the dataset, print a summary
   python launch.py --config configs/crossattn.py --mode=cv        # all folds, mean ± std and CIs
   python launch.py --config configs/crossattn.py --mode=explain   # attention maps of a trained run
+  python launch.py --config configs/crossattn.py --mode=export    # PyTorch / safetensors / ONNX of a trained run
+  python launch.py --config configs/crossattn.py --mode=import --weights model.pt --workdir runs/imported
   python launch.py --config configs/crossattn.py:smoke --workdir /tmp/smoke
   python launch.py --config configs/crossattn.py --config.train.num_steps=3000
 """
@@ -18,11 +20,12 @@ from pathlib import Path
 from absl import app, flags, logging
 from ml_collections import config_flags
 
-MODES = ("train", "eval", "cv", "explain", "prepare")
+MODES = ("train", "eval", "cv", "explain", "prepare", "export", "import")
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Config file, optionally with ':variant'.")
 _WORKDIR = flags.DEFINE_string("workdir", None, "Run directory (default: runs/<config name>).")
 _MODE = flags.DEFINE_enum("mode", "train", MODES, "What to do.")
+_WEIGHTS = flags.DEFINE_string("weights", None, "--mode=import: a PyTorch state_dict (.pt) or .safetensors file.")
 flags.mark_flags_as_required(["config"])
 
 
@@ -47,7 +50,8 @@ def main(argv: list[str]) -> None:
 
     config = _CONFIG.value
     workdir = Path(_WORKDIR.value) if _WORKDIR.value else default_workdir(flags.FLAGS["config"].config_filename)
-    result = cli.run(_MODE.value, config, workdir)
+    weights = Path(_WEIGHTS.value) if _WEIGHTS.value else None
+    result = cli.run(_MODE.value, config, workdir, weights)
     if result is not None:
         print(json.dumps(result, indent=2))
 

@@ -8,7 +8,7 @@ from typing import Any
 import ml_collections
 
 
-def run(mode: str, config: ml_collections.ConfigDict, workdir: Path) -> dict[str, Any] | None:
+def run(mode: str, config: ml_collections.ConfigDict, workdir: Path, weights: Path | None = None) -> dict[str, Any] | None:
     """Runs one mode; returns what should be printed as JSON (or None when it printed already)."""
     from asd_jax import distributed
 
@@ -35,4 +35,14 @@ def run(mode: str, config: ml_collections.ConfigDict, workdir: Path) -> dict[str
         from asd_jax import explain
 
         return explain.explain(config, workdir)
+    if mode == "export":
+        from asd_jax import export
+
+        return export.export_workdir(config, workdir)
+    if mode == "import":
+        from asd_jax import export
+
+        if weights is None:
+            raise ValueError("--mode=import needs --weights=<state_dict .pt or .safetensors>")
+        return export.import_weights(config, workdir, weights)
     raise ValueError(f"unknown mode {mode!r}")

@@ -30,6 +30,9 @@ from asd_jax.models import build_model
 from asd_jax.parallel import DataParallel, check_batch_divisible, make_data_parallel
 
 
+IMPORTED_MARKER = "imported.json"  # written by --mode=import beside weights trained elsewhere
+
+
 class NonFiniteLossError(RuntimeError):
     """Training produced a NaN/inf loss; the last good checkpoint is kept."""
 
@@ -135,6 +138,9 @@ def restore_best(config: ml_collections.ConfigDict, workdir: Path, fold: FoldDat
         workdir / "checkpoints", keep=config.train.keep_checkpoints, best_metric=config.train.select_metric
     )
     best_step = manager.best_step()
+    if best_step is None and (workdir / IMPORTED_MARKER).exists():
+        best_step = manager.latest_step()  # imported weights: they were selected where they were trained
+        logging.info("no validated checkpoint; using the imported weights (step %s)", best_step)
     if best_step is None:
         raise FileNotFoundError(f"{workdir / 'checkpoints'}: no checkpoint; train first (--mode=train)")
     restored = checkpointing.restore(manager, best_step, checkpointing.abstract_like(dp.get_state(state)))
@@ -165,8 +171,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path) -
     manager = checkpointing.make_manager(
         workdir / "checkpoints", keep=config.train.keep_checkpoints, best_metric=config.train.select_metric
     )
-    start_step = manager.latest_step() or 0
-    if start_step:
+    latest = manager.latest_step()
+    start_step = latest or 0
+    if latest is not None:  # step 0 is a checkpoint too: weights brought in with --mode=import
         restored = checkpointing.restore(
             manager, start_step, checkpointing.abstract_like(dp.get_state(state)), train_iter
         )

@@ -1,0 +1,229 @@
+"""`--mode=export` and `--mode=import`: a trained run's weights to PyTorch, and PyTorch weights back.
+
+Export writes `<workdir>/export/`: model.pt (state_dict), model.safetensors, model.onnx,
+config.json (model config, classes, input contract, parity numbers) and a README with a
+load-and-predict snippet. Before writing anything it runs the JAX model and its PyTorch twin (and
+the ONNX graph, when onnxruntime is installed) on real test windows and refuses to export if their
+logits differ by more than PARITY_TOLERANCE.
+
+Import turns a state_dict into an Orbax checkpoint (step 0) of a fresh workdir, which `--mode=eval`
+evaluates and `--mode=train` fine-tunes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any
+
+import jax
+import ml_collections
+import numpy as np
+from absl import logging
+from flax import nnx
+
+from asd_jax import checkpointing, convert, input_pipeline, train
+from asd_jax.models import build_model
+from asd_jax.skeleton import NUM_JOINTS, REGION_NAMES
+
+EXPORT_DIR = "export"
+PARITY_TOLERANCE = 1e-4  # max |logit difference| on real windows; fp32 reorderings stay near 1e-6
+
+
+class ParityError(RuntimeError):
+    """The PyTorch twin does not reproduce the JAX model; nothing was exported."""
+
+
+def restored_model(config: ml_collections.ConfigDict, workdir: Path) -> tuple[nnx.Module, train.FoldData, int]:
+    """The Flax model with the weights of the run's selected checkpoint, computing in float32
+    (the twin's precision) even when the run trained in bfloat16."""
+    config = config.copy_and_resolve_references()
+    config.train.compute_dtype = "float32"
+    fold = train.prepare_fold(config, workdir)
+    dp, state, step = train.restore_best(config, workdir, fold)
+    host = dp.get_state(state)
+    model = build_model(config, len(fold.class_names), nnx.Rngs(0))
+    nnx.update(model, host.params, host.model_state)
+    return model, fold, step
+
+
+def sample_windows(config: ml_collections.ConfigDict, fold: train.FoldData, rows: np.ndarray) -> dict[str, np.ndarray]:
+    """The first evaluation batch of `rows` (valid windows only): realistic inputs for parity checks."""
+    batch = next(iter(input_pipeline.eval_batches(fold.source, fold.table, rows, config.data)))
+    keep = batch["valid"] > 0
+    return {"pose": batch["pose"][keep].astype(np.float32), "prior": batch["prior"][keep].astype(np.float32)}
+
+
+def torch_twin(config: ml_collections.ConfigDict, num_classes: int, state_dict: dict[str, np.ndarray]):
+    """The PyTorch twin holding `state_dict` (numpy arrays), checked strictly first."""
+    import torch
+
+    from asd_jax.torch_models import build_torch_model
+
+    twin = build_torch_model(config, num_classes)
+    expected = {k: tuple(v.shape) for k, v in twin.state_dict().items()}
+    convert.check_fits("Converted weights", {k: v.shape for k, v in state_dict.items()}, expected)
+    twin.load_state_dict({k: torch.from_numpy(np.array(v)) for k, v in state_dict.items()}, strict=True)
+    return twin
+
+
+def torch_logits(twin, pose: np.ndarray, prior: np.ndarray) -> np.ndarray:
+    import torch
+
+    with torch.no_grad():
+        return twin(torch.from_numpy(pose), torch.from_numpy(prior)).numpy()
+
+
+def export_onnx(twin, sample: dict[str, np.ndarray], path: Path) -> float | None:
+    """Writes the twin as ONNX with a dynamic batch axis; returns its max logit gap to the twin
+    under onnxruntime, or None when onnxruntime is not installed."""
+    import torch
+
+    pose, prior = torch.from_numpy(sample["pose"]), torch.from_numpy(sample["prior"])
+    batch = torch.export.Dim("batch", min=1)
+    torch.onnx.export(
+        twin,
+        (pose, prior),
+        str(path),
+        input_names=["pose", "prior"],
+        output_names=["logits"],
+        dynamic_shapes={"pose": {0: batch}, "prior": {0: batch}},
+        dynamo=True,
+        external_data=False,  # one self-contained file; these models are small
+        verbose=False,
+    )
+    try:
+        import onnxruntime
+    except ImportError:
+        logging.warning("onnxruntime is not installed: %s was written but not checked", path)
+        return None
+    session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    (logits,) = session.run(["logits"], {"pose": sample["pose"], "prior": sample["prior"]})
+    return float(np.abs(logits - torch_logits(twin, sample["pose"], sample["prior"])).max())
+
+
+def export_workdir(config: ml_collections.ConfigDict, workdir: Path) -> dict[str, Any]:
+    """`--mode=export`: see the module docstring. Returns what config.json records about parity."""
+    import safetensors.numpy
+    import torch
+
+    model, fold, step = restored_model(config, workdir)
+    state_dict = convert.flax_to_torch(convert.flat_state(nnx.state(model)))
+    twin = torch_twin(config, len(fold.class_names), state_dict)
+    sample = sample_windows(config, fold, fold.split.test)
+    jax_logits = np.asarray(model(sample["pose"], sample["prior"]).logits)
+    gap = float(np.abs(torch_logits(twin, sample["pose"], sample["prior"]) - jax_logits).max())
+    if not gap <= PARITY_TOLERANCE:
+        raise ParityError(f"{workdir}: the PyTorch twin's logits differ from JAX's by {gap:.2e} (> {PARITY_TOLERANCE}); not exported")
+
+    out = workdir / EXPORT_DIR
+    out.mkdir(parents=True, exist_ok=True)
+    torch.save({k: torch.from_numpy(np.array(v)) for k, v in state_dict.items()}, out / "model.pt")
+    safetensors.numpy.save_file({k: np.ascontiguousarray(v) for k, v in state_dict.items()}, str(out / "model.safetensors"))
+    onnx_gap = export_onnx(twin, sample, out / "model.onnx")
+    summary = {
+        "selected_step": step,
+        "class_names": list(fold.class_names),
+        "parity": {"windows": len(sample["pose"]), "max_abs_logit_diff_torch_vs_jax": gap, "max_abs_logit_diff_onnx_vs_torch": onnx_gap},
+    }
+    manifest = {
+        **summary,
+        "model": config.model.to_dict(),
+        "input": {
+            "pose": f"float32 [batch, {config.data.window}, {NUM_JOINTS}, 3]: x, y, confidence, normalised as asd_jax.transforms.normalize_pose",
+            "prior": f"float32 [batch, {len(REGION_NAMES)}]: clinical attention prior over {list(REGION_NAMES)}",
+            "fps": config.data.fps,
+        },
+        "output": "logits [batch, classes]; softmax for probabilities; a patient's diagnosis averages its clips' probabilities",
+        "config": json.loads(config.to_json_best_effort()),
+    }
+    (out / "config.json").write_text(json.dumps(manifest, indent=2))
+    (out / "README.md").write_text(export_readme(config, fold.class_names))
+    logging.info("exported %s (parity %.1e)", out, gap)
+    return summary
+
+
+def export_readme(config: ml_collections.ConfigDict, class_names: tuple[str, ...]) -> str:
+    return f"""# Exported {config.model.name} model
+
+Weights of the checkpoint chosen on validation patients, converted from JAX/Flax. The PyTorch twin
+and the ONNX graph give the same logits as the JAX model (see `parity` in config.json).
+
+Classes: {", ".join(class_names)}. Inputs: `pose` [batch, {config.data.window}, 17, 3] normalised with
+`asd_jax.transforms.normalize_pose`, `prior` [batch, 5]. Output: logits [batch, {len(class_names)}].
+
+## PyTorch
+
+```python
+import json, torch, ml_collections
+from asd_jax.torch_models import build_torch_model
+
+manifest = json.load(open("config.json"))
+model = build_torch_model(ml_collections.ConfigDict(manifest["config"]), len(manifest["class_names"]))
+model.load_state_dict(torch.load("model.pt", weights_only=True))  # or safetensors.torch.load_file("model.safetensors")
+pose = torch.zeros(1, {config.data.window}, 17, 3)  # one normalised window
+prior = torch.full((1, 5), 0.2)                      # uniform prior: no rater annotation
+probs = model(pose, prior).softmax(-1)
+print(dict(zip(manifest["class_names"], probs[0].tolist())))
+```
+
+## ONNX (no PyTorch or JAX needed)
+
+```python
+import numpy as np, onnxruntime
+session = onnxruntime.InferenceSession("model.onnx")
+logits, = session.run(None, {{"pose": np.zeros((1, {config.data.window}, 17, 3), np.float32), "prior": np.full((1, 5), 0.2, np.float32)}})
+```
+
+Back to JAX: `python launch.py --config <config> --mode=import --weights model.pt --workdir <new run>`.
+"""
+
+
+def load_state_dict(path: Path) -> dict[str, np.ndarray]:
+    """A state_dict from .safetensors or a torch.save'd .pt/.pth file (tensors only)."""
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: no such weights file")
+    if path.suffix == ".safetensors":
+        import safetensors.numpy
+
+        return safetensors.numpy.load_file(str(path))
+    import torch
+
+    try:
+        loaded = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # torch raises many types for a file that is not a state_dict
+        raise ValueError(f"{path}: not a PyTorch state_dict ({type(err).__name__}: {err})") from None
+    if not isinstance(loaded, dict) or not all(hasattr(v, "numpy") for v in loaded.values()):
+        raise ValueError(f"{path}: expected a state_dict (a dict of tensors), got {type(loaded).__name__}")
+    return {k: v.numpy() for k, v in loaded.items()}
+
+
+def import_weights(config: ml_collections.ConfigDict, workdir: Path, weights: Path) -> dict[str, Any]:
+    """`--mode=import`: writes `weights` as the step-0 checkpoint of the fresh run `workdir`."""
+    state_dict = load_state_dict(weights)
+    manager = checkpointing.make_manager(workdir / "checkpoints", keep=config.train.keep_checkpoints, best_metric=config.train.select_metric)
+    if manager.latest_step() is not None:
+        manager.close()
+        raise FileExistsError(f"{workdir}: already holds checkpoints; import into a new --workdir so nothing is overwritten")
+    fold = train.prepare_fold(config, workdir)
+    dp, state, _ = train.setup_parallel_state(config, fold)
+    host = dp.get_state(state)
+    params, model_state = convert.flat_state(host.params), convert.flat_state(host.model_state)
+    flat = convert.torch_to_flax(state_dict, {**params, **model_state}, what=f"{weights}")
+    host = host.replace(
+        params=convert.with_values(host.params, {p: flat[p] for p in params}),
+        model_state=convert.with_values(host.model_state, {p: flat[p] for p in model_state}),
+    )
+    train_iter = input_pipeline.train_iterator(
+        fold.source, fold.table, fold.split.train, config.data, seed=config.seed,
+        process_index=jax.process_index(), process_count=jax.process_count(),
+    )
+    workdir.mkdir(parents=True, exist_ok=True)
+    (workdir / "config.json").write_text(config.to_json_best_effort(indent=2))
+    checkpointing.save(manager, 0, jax.tree.map(np.asarray, host), train_iter)
+    manager.wait_until_finished()
+    manager.close()
+    record = {"weights": str(weights.resolve()), "sha256": hashlib.sha256(weights.read_bytes()).hexdigest(), "step": 0}
+    (workdir / train.IMPORTED_MARKER).write_text(json.dumps(record, indent=2))
+    return record

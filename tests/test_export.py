@@ -1,0 +1,213 @@
+"""PyTorch export: twins match the Flax models both ways, conversion is strict and bitwise, and an
+exported smoke run reproduces its patient-level predictions in PyTorch and back in JAX."""
+
+from __future__ import annotations
+
+import csv
+import importlib
+import json
+
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+import pytest
+import torch
+from flax import nnx
+
+from asd_jax import aggregate, convert, export, input_pipeline, train, transforms
+from asd_jax.models import build_model
+from asd_jax.synthetic import CohortParams, WalkSpec, simulate_walk
+from asd_jax.torch_models import build_torch_model
+from test_launch import run_launch
+
+FAMILIES = ("crossattn", "cnn", "stgcn", "vit_phasemix", "crossattn_self_only", "crossattn_no_prior")
+TOLERANCE = {"atol": 1e-5, "rtol": 1e-5}
+
+
+def smoke_config(name: str) -> ml_collections.ConfigDict:
+    config = importlib.import_module(f"configs.{name}").get_config("smoke")
+    if "sync_batch_norm" in config.model:
+        config.model.sync_batch_norm = False  # no `data` axis outside the data-parallel step
+    return config
+
+
+def inputs(frames: int, count: int = 4) -> tuple[np.ndarray, np.ndarray]:
+    """Generated walks (so PhaseMix finds real steps) plus one window of noise, and random priors."""
+    rng = np.random.default_rng(0)
+    poses = []
+    for i in range(count - 1):
+        walk = simulate_walk(WalkSpec(num_frames=frames, cadence=95.0 + 7 * i), CohortParams(), rng)
+        poses.append(transforms.normalize_pose(np.concatenate([walk["keypoints"] / 1920, walk["scores"][..., None]], -1)))
+    poses.append(np.concatenate([rng.normal(size=(frames, 17, 2)), rng.uniform(size=(frames, 17, 1))], -1))
+    return np.stack(poses).astype(np.float32), rng.dirichlet(np.ones(5), count).astype(np.float32)
+
+
+def randomized_flax(config: ml_collections.ConfigDict) -> tuple[nnx.Module, dict]:
+    """A Flax model whose every variable, BatchNorm statistics included, is random, so a wrong
+    layout or a skipped variable cannot go unnoticed."""
+    model = build_model(config, 3, nnx.Rngs(0))
+    rng = np.random.default_rng(1)
+    flat = {
+        path: (rng.uniform(0.5, 1.5, v.shape) if str(path[-1]) == "var" else rng.normal(0.0, 0.3, v.shape)).astype(v.dtype)
+        for path, v in convert.flat_state(nnx.state(model)).items()
+    }
+    nnx.update(model, convert.with_values(nnx.state(model), flat))
+    return model, flat
+
+
+def logits_of(model: nnx.Module, twin: torch.nn.Module, pose: np.ndarray, prior: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    with torch.no_grad():
+        torch_out = twin(torch.from_numpy(pose), torch.from_numpy(prior)).numpy()
+    return np.asarray(model(jnp.asarray(pose), jnp.asarray(prior)).logits), torch_out
+
+
+@pytest.mark.parametrize("name", FAMILIES)
+def test_flax_weights_give_the_same_logits_in_torch(name):
+    config = smoke_config(name)
+    model, flat = randomized_flax(config)
+    twin = export.torch_twin(config, 3, convert.flax_to_torch(flat))
+    pose, prior = inputs(config.data.window)
+    flax_logits, torch_logits = logits_of(model, twin, pose, prior)
+    np.testing.assert_allclose(torch_logits, flax_logits, **TOLERANCE)
+    assert np.abs(flax_logits).max() > 0.1  # a real signal, not two zero vectors
+
+
+@pytest.mark.parametrize("name", FAMILIES)
+def test_torch_weights_give_the_same_logits_in_flax(name):
+    config = smoke_config(name)
+    torch.manual_seed(0)
+    twin = build_torch_model(config, 3)
+    with torch.no_grad():
+        for key, value in twin.state_dict().items():
+            if key.endswith("running_var"):
+                value.uniform_(0.5, 1.5)
+            elif value.is_floating_point():
+                value.normal_(0.0, 0.3)
+    model = build_model(config, 3, nnx.Rngs(5))
+    flat = convert.torch_to_flax(twin.state_dict(), convert.flat_state(nnx.state(model)))
+    nnx.update(model, convert.with_values(nnx.state(model), flat))
+    pose, prior = inputs(config.data.window)
+    flax_logits, torch_logits = logits_of(model, twin, pose, prior)
+    np.testing.assert_allclose(flax_logits, torch_logits, **TOLERANCE)
+
+
+@pytest.mark.parametrize("name", FAMILIES)
+def test_flax_to_torch_to_flax_is_bitwise(name):
+    config = smoke_config(name)
+    _, flat = randomized_flax(config)
+    twin = export.torch_twin(config, 3, convert.flax_to_torch(flat))
+    back = convert.torch_to_flax(twin.state_dict(), flat)
+    assert back.keys() == flat.keys()
+    for path in flat:
+        assert back[path].dtype == flat[path].dtype and np.array_equal(back[path], flat[path]), path
+
+
+@pytest.mark.parametrize("kernel_size", [(3,), (3, 2), (3, 2, 2)])
+def test_conv_kernel_layouts_match_torch(kernel_size):
+    dims = len(kernel_size)
+    conv = nnx.Conv(4, 6, kernel_size, padding="VALID", rngs=nnx.Rngs(0))
+    torch_conv = getattr(torch.nn, f"Conv{dims}d")(4, 6, kernel_size)
+    state = convert.flax_to_torch(convert.flat_state(nnx.state(conv)))
+    torch_conv.load_state_dict({k: torch.from_numpy(np.array(v)) for k, v in state.items()}, strict=True)
+    x = np.random.default_rng(0).normal(size=(2, *(5,) * dims, 4)).astype(np.float32)  # channels last
+    with torch.no_grad():
+        torch_out = torch_conv(torch.from_numpy(x).movedim(-1, 1)).movedim(1, -1).numpy()
+    np.testing.assert_allclose(torch_out, np.asarray(conv(jnp.asarray(x))), **TOLERANCE)
+
+
+def test_embeddings_and_layer_norms_convert():
+    class Tiny(nnx.Module):
+        def __init__(self):
+            self.embed = nnx.Embed(7, 4, rngs=nnx.Rngs(0))
+            self.norm = nnx.LayerNorm(4, rngs=nnx.Rngs(0))
+
+    state = convert.flax_to_torch(convert.flat_state(nnx.state(Tiny())))
+    assert state["embed.weight"].shape == (7, 4) and {"norm.weight", "norm.bias"} <= state.keys()
+
+
+def test_a_mismatched_state_dict_is_one_error_listing_every_key():
+    config = smoke_config("crossattn")
+    _, flat = randomized_flax(config)
+    state = convert.flax_to_torch(flat)
+    del state["head.bias"]
+    state["extra.weight"] = np.zeros(3, np.float32)
+    state["pose_embed.weight"] = state["pose_embed.weight"][:, :-1]
+    with pytest.raises(convert.ConversionError) as err:
+        convert.torch_to_flax(state, flat, what="weights.pt")
+    message = str(err.value)
+    assert "weights.pt" in message
+    assert "missing (1): head.bias" in message
+    assert "unexpected (1): extra.weight" in message
+    assert "misshapen (1): pose_embed.weight" in message
+
+
+def test_unknown_model_has_no_twin():
+    config = smoke_config("crossattn")
+    config.model.name = "resnet"
+    with pytest.raises(ValueError, match="no PyTorch twin"):
+        build_torch_model(config, 3)
+
+
+def read_csv(path):
+    with path.open(newline="") as f:
+        return list(csv.DictReader(f))
+
+
+@pytest.fixture(scope="module")
+def exported_run(tmp_path_factory, data_dir):
+    workdir = tmp_path_factory.mktemp("export") / "run"
+    for mode in ("train", "export"):
+        proc = run_launch(workdir, data_dir, mode=mode)
+        assert proc.returncode == 0, proc.stderr[-3000:]
+    return workdir
+
+
+def test_export_writes_loadable_files_with_parity(exported_run):
+    import onnxruntime
+    import safetensors.numpy
+
+    out = exported_run / "export"
+    manifest = json.loads((out / "config.json").read_text())
+    assert manifest["parity"]["max_abs_logit_diff_torch_vs_jax"] <= 1e-5
+    assert manifest["parity"]["max_abs_logit_diff_onnx_vs_torch"] <= 1e-5
+    pt = torch.load(out / "model.pt", weights_only=True)
+    st = safetensors.numpy.load_file(str(out / "model.safetensors"))
+    assert pt.keys() == st.keys() and all(np.array_equal(pt[k].numpy(), st[k]) for k in pt)
+    session = onnxruntime.InferenceSession(str(out / "model.onnx"))
+    assert [i.name for i in session.get_inputs()] == ["pose", "prior"]
+    assert "load_state_dict" in (out / "README.md").read_text()
+
+
+def test_exported_model_reproduces_patient_predictions_in_torch(exported_run, data_dir):
+    manifest = json.loads((exported_run / "export" / "config.json").read_text())
+    config = ml_collections.ConfigDict(manifest["config"])
+    twin = build_torch_model(config, len(manifest["class_names"]))
+    twin.load_state_dict(torch.load(exported_run / "export" / "model.pt", weights_only=True))
+    fold = train.prepare_fold(config, exported_run)
+    rows = fold.split.test
+    logits, clip_index = [], []
+    for batch in input_pipeline.eval_batches(fold.source, fold.table, rows, config.data):
+        keep = batch["valid"] > 0
+        with torch.no_grad():
+            logits.append(twin(torch.from_numpy(batch["pose"][keep]), torch.from_numpy(batch["prior"][keep])).numpy())
+        clip_index.append(batch["clip_index"][keep])
+    clips = aggregate.clips_from_windows(np.concatenate(logits), np.concatenate(clip_index), rows, fold.table.clip_id, fold.table.label)
+    patients = aggregate.patients_from_clips(clips, fold.table.patient_id[rows])
+    jax_rows = {r["patient_id"]: r for r in read_csv(exported_run / "report" / "predictions_patients.csv")}
+    assert sorted(jax_rows) == sorted(patients.ids.tolist())
+    for patient, probs, pred in zip(patients.ids, patients.probs, patients.preds):
+        row = jax_rows[patient]
+        assert row["prediction"] == fold.class_names[pred]
+        np.testing.assert_allclose(probs, [float(row[f"p_{c}"]) for c in fold.class_names], atol=1e-5)
+
+
+def test_imported_weights_evaluate_like_the_original(exported_run, data_dir, tmp_path):
+    imported = tmp_path / "imported"
+    proc = run_launch(imported, data_dir, f"--weights={exported_run / 'export' / 'model.safetensors'}", mode="import")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    proc = run_launch(imported, data_dir, mode="eval")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert read_csv(imported / "report" / "predictions_patients.csv") == read_csv(exported_run / "report" / "predictions_patients.csv")
+
+    again = run_launch(imported, data_dir, f"--weights={exported_run / 'export' / 'model.pt'}", mode="import")
+    assert again.returncode != 0 and "already holds checkpoints" in again.stderr
