@@ -51,7 +51,10 @@ def main(argv: list[str]) -> None:
     config = _CONFIG.value
     workdir = Path(_WORKDIR.value) if _WORKDIR.value else default_workdir(flags.FLAGS["config"].config_filename)
     weights = Path(_WEIGHTS.value) if _WEIGHTS.value else None
-    result = cli.run(_MODE.value, config, workdir, weights)
+    try:
+        result = cli.run(_MODE.value, config, workdir, weights)
+    except cli.user_errors() as err:
+        sys.exit(f"error: {err}")
     if result is not None:
         print(json.dumps(result, indent=2))
 

@@ -8,6 +8,21 @@ from typing import Any
 import ml_collections
 
 
+def user_errors() -> tuple[type[Exception], ...]:
+    """Errors whose message says what to fix; launch.py prints them without a traceback."""
+    from asd_jax import convert, export, splits, train, user_folder
+
+    return (
+        user_folder.UserDataError,
+        splits.LeakageError,
+        convert.ConversionError,
+        export.ParityError,
+        train.NonFiniteLossError,
+        FileNotFoundError,
+        FileExistsError,
+    )
+
+
 def run(mode: str, config: ml_collections.ConfigDict, workdir: Path, weights: Path | None = None) -> dict[str, Any] | None:
     """Runs one mode; returns what should be printed as JSON (or None when it printed already)."""
     from asd_jax import distributed

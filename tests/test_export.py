@@ -211,3 +211,16 @@ def test_imported_weights_evaluate_like_the_original(exported_run, data_dir, tmp
 
     again = run_launch(imported, data_dir, f"--weights={exported_run / 'export' / 'model.pt'}", mode="import")
     assert again.returncode != 0 and "already holds checkpoints" in again.stderr
+
+    finetune = run_launch(imported, data_dir, "--config.train.num_steps=4", "--config.train.eval_every=4")
+    assert finetune.returncode == 0, finetune.stderr[-3000:]
+    assert "resumed from step 0" in finetune.stderr
+    assert json.loads((imported / "report" / "results.json").read_text())["selected_step"] == 4
+
+
+def test_weights_of_another_config_are_refused_with_every_key_named(exported_run, data_dir, tmp_path):
+    wrong = tmp_path / "wrong"
+    proc = run_launch(wrong, data_dir, "--config.model.dim=8", f"--weights={exported_run / 'export' / 'model.pt'}", mode="import")
+    assert proc.returncode != 0
+    assert "misshapen" in proc.stderr and "head.weight" in proc.stderr and "Traceback" not in proc.stderr
+    assert not list((wrong / "checkpoints").glob("[0-9]*"))
