@@ -102,6 +102,16 @@ def test_flax_to_torch_to_flax_is_bitwise(name):
         assert back[path].dtype == flat[path].dtype and np.array_equal(back[path], flat[path]), path
 
 
+@pytest.mark.parametrize("name", ("crossattn", "cnn", "stgcn", "vit_phasemix"))
+def test_onnx_graph_matches_the_twin(name, tmp_path):
+    config = smoke_config(name)
+    _, flat = randomized_flax(config)
+    twin = export.torch_twin(config, 3, convert.flax_to_torch(flat))
+    pose, prior = inputs(config.data.window, count=5)
+    gap = export.export_onnx(twin, {"pose": pose, "prior": prior}, tmp_path / "model.onnx")
+    assert gap is not None and gap <= 1e-5
+
+
 @pytest.mark.parametrize("kernel_size", [(3,), (3, 2), (3, 2, 2)])
 def test_conv_kernel_layouts_match_torch(kernel_size):
     dims = len(kernel_size)
