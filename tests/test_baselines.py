@@ -81,6 +81,7 @@ def test_comparison_document_has_a_row_per_model(tmp_path, data_dir):
     from conftest import ROOT
 
     out = tmp_path / "results.md"
+    out.write_text("# stale tables\n\n## Reading\n\nA hand-written reading.\n")
     proc = subprocess.run(
         [sys.executable, "-m", "asd_jax.compare", "--variant", "smoke", "--workdir", str(tmp_path / "runs"), "--out", str(out),
          "--override", f"data.data_dir={data_dir}", "--override", "train.num_steps=6", "--override", "train.eval_every=6",
@@ -90,6 +91,17 @@ def test_comparison_document_has_a_row_per_model(tmp_path, data_dir):
     assert proc.returncode == 0, proc.stderr[-3000:]
     text = out.read_text()
     assert "## Patient level" in text and "## Clip level" in text
+    assert "stale tables" not in text and text.endswith("## Reading\n\nA hand-written reading.\n")
     for name in ("cnn",):
         assert sum(line.startswith(f"| {name} |") for line in text.splitlines()) == 2
         assert (tmp_path / "runs" / name / "report" / "results.json").exists()
+
+
+def test_compare_takes_a_variant_per_config_and_overrides_for_all():
+    from asd_jax.compare import load_config
+
+    config = load_config("stgcn:compact", ["train.num_steps=5"], variant="smoke")
+    assert (config.model.dim, config.model.depth, config.train.num_steps) == (16, 4, 5)
+    assert load_config("cnn", [], variant="smoke").model.dim == 16  # the global variant applies where none is named
+    with pytest.raises(ValueError, match="unknown config variant"):
+        load_config("stgcn:huge", [])
