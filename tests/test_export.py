@@ -18,7 +18,7 @@ from asd_jax import aggregate, convert, export, input_pipeline, train, transform
 from asd_jax.models import build_model
 from asd_jax.synthetic import CohortParams, WalkSpec, simulate_walk
 from asd_jax.torch_models import build_torch_model
-from test_launch import run_launch
+from test_launch import ROOT, run_launch
 
 FAMILIES = ("crossattn", "cnn", "stgcn", "vit_phasemix", "crossattn_self_only", "crossattn_no_prior")
 TOLERANCE = {"atol": 1e-5, "rtol": 1e-5}
@@ -234,3 +234,12 @@ def test_weights_of_another_config_are_refused_with_every_key_named(exported_run
     assert proc.returncode != 0
     assert "misshapen" in proc.stderr and "head.weight" in proc.stderr and "Traceback" not in proc.stderr
     assert not list((wrong / "checkpoints").glob("[0-9]*"))
+
+
+def test_training_code_never_imports_torch():
+    import subprocess
+    import sys
+
+    code = "import sys, launch; from asd_jax import cli, train, cross_validation, evaluation, explain; assert 'torch' not in sys.modules"
+    proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-2000:]
