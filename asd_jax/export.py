@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -82,17 +83,20 @@ def export_onnx(twin, sample: dict[str, np.ndarray], path: Path) -> float | None
 
     pose, prior = torch.from_numpy(sample["pose"]), torch.from_numpy(sample["prior"])
     batch = torch.export.Dim("batch", min=1)
-    torch.onnx.export(
-        twin,
-        (pose, prior),
-        str(path),
-        input_names=["pose", "prior"],
-        output_names=["logits"],
-        dynamic_shapes={"pose": {0: batch}, "prior": {0: batch}},
-        dynamo=True,
-        external_data=False,  # one self-contained file; these models are small
-        verbose=False,
-    )
+    with warnings.catch_warnings():  # exporter internals' deprecation chatter, not the user's concern
+        warnings.simplefilter("ignore", FutureWarning)
+        warnings.filterwarnings("ignore", message=".*will not be used, since it shares the same shape constraints")
+        torch.onnx.export(
+            twin,
+            (pose, prior),
+            str(path),
+            input_names=["pose", "prior"],
+            output_names=["logits"],
+            dynamic_shapes={"pose": {0: batch}, "prior": {0: batch}},
+            dynamo=True,
+            external_data=False,  # one self-contained file; these models are small
+            verbose=False,
+        )
     try:
         import onnxruntime
     except ImportError:
