@@ -5,7 +5,8 @@ r"""The comparison table: patient-grouped K-fold CV of several configs with the 
 
 Each config is `configs/<name>.py`, or `<name>:<variant>` for one of its variants (e.g. `stgcn:compact`);
 its CV lives in `<workdir>/<name>_<variant>` (so an interrupted comparison resumes, and finished
-models are not trained again). The table is rewritten after every model. Extra `--override a.b=value` items apply to
+models are not trained again). The tables, and a bar chart of patient-level macro-F1 and AUC in
+`<out dir>/figures/<out stem>_patient.png`, are rewritten after every model. Extra `--override a.b=value` items apply to
 every config. The Markdown document gets one table per level in the reference README's form,
 mean ± std over folds with the 95% patient-bootstrap CI of the pooled test predictions.
 """
@@ -19,7 +20,7 @@ from pathlib import Path
 
 import ml_collections
 
-from asd_jax import cross_validation, report
+from asd_jax import cross_validation, plots, report
 
 
 def load_config(spec: str, overrides: list[str], variant: str | None = None) -> ml_collections.ConfigDict:
@@ -56,8 +57,13 @@ def compare(
 READING_HEADING = "## Reading"
 
 
-def results_markdown(results: dict[str, dict], command: str, reading: str = "") -> str:
-    """The tables; `reading` (a hand-written section starting with READING_HEADING) is kept below them."""
+def level_rows(results: dict[str, dict], level: str) -> list[tuple[str, dict]]:
+    return [(name, {k: v for k, v in levels[level].items() if k != "predictions"}) for name, levels in results.items()]
+
+
+def results_markdown(results: dict[str, dict], command: str, reading: str = "", figure: str = "") -> str:
+    """The tables (and `figure`, a relative image path); `reading` (a hand-written section
+    starting with READING_HEADING) is kept below them."""
     sections = [
         "# Model comparison",
         "",
@@ -67,9 +73,10 @@ def results_markdown(results: dict[str, dict], command: str, reading: str = "") 
         "Every fold's checkpoint was chosen on its validation patients; every test fold was evaluated once.",
         "",
     ]
+    if figure:
+        sections += [f"![patient-level macro-F1 and AUC per model, 95% CI as error bars]({figure})", ""]
     for level in ("patient", "clip"):
-        rows = [(name, {k: v for k, v in levels[level].items() if k != "predictions"}) for name, levels in results.items()]
-        sections += [f"## {level.capitalize()} level", "", report.markdown_table(rows), ""]
+        sections += [f"## {level.capitalize()} level", "", report.markdown_table(level_rows(results, level)), ""]
     return "\n".join(sections) + (f"\n{reading}" if reading else "")
 
 
@@ -99,9 +106,11 @@ def main() -> None:
     args.out.parent.mkdir(parents=True, exist_ok=True)
 
     reading = existing_reading(args.out)
+    figure = args.out.parent / "figures" / f"{args.out.stem}_patient.png"
 
     def write(results: dict[str, dict]) -> None:
-        args.out.write_text(results_markdown(results, command, reading))
+        plots.model_comparison(level_rows(results, "patient"), figure, "patient level")
+        args.out.write_text(results_markdown(results, command, reading, figure.relative_to(args.out.parent).as_posix()))
 
     compare(args.configs, args.workdir, args.override, args.variant, on_model_done=write)
     print(args.out.read_text())

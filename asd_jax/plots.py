@@ -126,3 +126,16 @@ def attention_vs_prior(mean_attention: np.ndarray, mean_prior: np.ndarray, class
         ax.set_title(name)
     np.atleast_1d(axes)[0].legend()
     return _save(fig, path)
+
+
+def model_comparison(rows: list[tuple[str, dict]], path: Path, title: str, metrics: tuple[str, ...] = ("macro_f1", "auc")) -> Path:
+    """Mean over folds per model and metric, with the 95% CI as the error bar."""
+    fig, axes = plt.subplots(1, len(metrics), figsize=(4.5 * len(metrics), 0.45 * len(rows) + 1.5), sharey=True)
+    names = [name for name, _ in rows]
+    for ax, metric in zip(np.atleast_1d(axes), metrics):
+        means = np.array([level["metrics"][metric] for _, level in rows])
+        lows, highs = np.array([level["ci95"][metric] for _, level in rows]).T
+        ax.barh(names, means, xerr=[np.clip(means - lows, 0, None), np.clip(highs - means, 0, None)], capsize=3, color="tab:blue")
+        ax.set(xlim=(0, 1), xlabel=metric, title=f"{title}: {metric}")
+    np.atleast_1d(axes)[0].invert_yaxis()  # first model on top (the y axis is shared)
+    return _save(fig, path)

@@ -92,6 +92,8 @@ def test_comparison_document_has_a_row_per_model(tmp_path, data_dir):
     text = out.read_text()
     assert "## Patient level" in text and "## Clip level" in text
     assert "stale tables" not in text and text.endswith("## Reading\n\nA hand-written reading.\n")
+    figure = tmp_path / "figures" / "results_patient.png"
+    assert "](figures/results_patient.png)" in text and figure.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     for name in ("cnn",):
         assert sum(line.startswith(f"| {name} |") for line in text.splitlines()) == 2
         assert (tmp_path / "runs" / name / "report" / "results.json").exists()
