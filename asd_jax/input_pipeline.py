@@ -19,6 +19,7 @@ import numpy as np
 
 from asd_jax import transforms
 from asd_jax.splits import ClipTable
+from asd_jax.user_folder import default_prior
 
 SAMPLING = ("over", "under", "none")
 UNBOUNDED = 2**48  # positions of the infinite training stream
@@ -89,9 +90,12 @@ class TrainExamples:
             pose, rng.uniform(-aug.rotate_deg, aug.rotate_deg), 1 + rng.uniform(-aug.scale, aug.scale)
         )
         pose = transforms.drop_joints(pose, aug.joint_dropout, rng)
+        prior = clip["prior"]
+        if aug.prior_dropout and rng.random() < aug.prior_dropout:  # no draw when off: old runs replay exactly
+            prior = default_prior(self.data.default_prior)  # what an unannotated clip gets
         return {
             "pose": pose,
-            "prior": clip["prior"],
+            "prior": prior,
             "label": np.int32(self.table.label[row]),
             "valid": np.float32(1.0),
         }

@@ -53,6 +53,9 @@ def get_data_config() -> ml_collections.ConfigDict:
     data.augment.scale = 0.1
     data.augment.joint_dropout = 0.05
     data.augment.speed_jitter = 0.1
+    # Share of training clips whose prior is replaced by the unannotated one (data.default_prior),
+    # so the model also works on clips no clinician annotated; 0 = off.
+    data.augment.prior_dropout = 0.0
     return data
 
 

@@ -17,7 +17,7 @@ from asd_jax.models.phase import step_boundaries, widest_stride_mask
 from asd_jax.synthetic import CohortParams, WalkSpec, simulate_walk
 from test_launch import run_launch
 
-CONFIGS = ("cnn", "stgcn", "vit_phasemix", "crossattn_no_prior", "crossattn_self_only", "crossattn_no_align")
+CONFIGS = ("cnn", "stgcn", "vit_phasemix", "crossattn_no_prior", "crossattn_self_only", "crossattn_no_align", "crossattn_prior_dropout")
 
 
 def smoke_config(name: str):

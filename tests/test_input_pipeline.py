@@ -108,3 +108,18 @@ def test_batch_not_divisible_by_processes_is_an_error(setup):
     source, table, data = setup
     with pytest.raises(ValueError, match="does not divide by the 3 processes"):
         input_pipeline.train_iterator(source, table, np.arange(len(table)), data, seed=0, process_count=3)
+
+
+def test_prior_dropout_gives_training_clips_the_unannotated_prior(setup):
+    source, table, data = setup
+    priors = {}
+    for rate in (0.0, 0.5, 1.0):
+        data = data.copy_and_resolve_references()
+        data.augment.prior_dropout = rate
+        iterator = input_pipeline.train_iterator(source, table, np.arange(len(table)), data, seed=0)
+        priors[rate] = np.concatenate([next(iterator)["prior"] for _ in range(8)])
+    uniform = np.all(np.isclose(priors[1.0], 0.2), axis=1)
+    assert uniform.all()
+    assert not np.all(np.isclose(priors[0.0], 0.2), axis=1).any()  # the source's priors are random Dirichlet draws
+    share = np.all(np.isclose(priors[0.5], 0.2), axis=1).mean()
+    assert 0.3 < share < 0.7
