@@ -58,6 +58,6 @@ def run(mode: str, config: ml_collections.ConfigDict, workdir: Path, weights: Pa
         from asd_jax import export
 
         if weights is None:
-            raise ValueError("--mode=import needs --weights=<state_dict .pt or .safetensors>")
+            raise FileNotFoundError("--mode=import needs --weights=<a state_dict .pt or .safetensors file>")
         return export.import_weights(config, workdir, weights)
     raise ValueError(f"unknown mode {mode!r}")
