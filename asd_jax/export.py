@@ -27,6 +27,7 @@ from flax import nnx
 from asd_jax import checkpointing, convert, input_pipeline, train
 from asd_jax.models import build_model
 from asd_jax.skeleton import NUM_JOINTS, REGION_NAMES
+from asd_jax.user_folder import UserDataError
 
 EXPORT_DIR = "export"
 PARITY_TOLERANCE = 1e-4  # max |logit difference| on real windows; fp32 reorderings stay near 1e-6
@@ -197,9 +198,9 @@ def load_state_dict(path: Path) -> dict[str, np.ndarray]:
     try:
         loaded = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # torch raises many types for a file that is not a state_dict
-        raise ValueError(f"{path}: not a PyTorch state_dict ({type(err).__name__}: {err})") from None
+        raise UserDataError(path, f"not a PyTorch state_dict ({type(err).__name__}: {err})") from None
     if not isinstance(loaded, dict) or not all(hasattr(v, "numpy") for v in loaded.values()):
-        raise ValueError(f"{path}: expected a state_dict (a dict of tensors), got {type(loaded).__name__}")
+        raise UserDataError(path, f"expected a state_dict (a dict of tensors), got {type(loaded).__name__}")
     return {k: v.numpy() for k, v in loaded.items()}
 
 
@@ -207,27 +208,28 @@ def import_weights(config: ml_collections.ConfigDict, workdir: Path, weights: Pa
     """`--mode=import`: writes `weights` as the step-0 checkpoint of the fresh run `workdir`."""
     state_dict = load_state_dict(weights)
     manager = checkpointing.make_manager(workdir / "checkpoints", keep=config.train.keep_checkpoints, best_metric=config.train.select_metric)
-    if manager.latest_step() is not None:
+    try:
+        if manager.latest_step() is not None:
+            raise FileExistsError(f"{workdir}: already holds checkpoints; import into a new --workdir so nothing is overwritten")
+        fold = train.prepare_fold(config, workdir)
+        dp, state, _ = train.setup_parallel_state(config, fold)
+        host = dp.get_state(state)
+        params, model_state = convert.flat_state(host.params), convert.flat_state(host.model_state)
+        flat = convert.torch_to_flax(state_dict, {**params, **model_state}, what=f"{weights}")
+        host = host.replace(
+            params=convert.with_values(host.params, {p: flat[p] for p in params}),
+            model_state=convert.with_values(host.model_state, {p: flat[p] for p in model_state}),
+        )
+        train_iter = input_pipeline.train_iterator(
+            fold.source, fold.table, fold.split.train, config.data, seed=config.seed,
+            process_index=jax.process_index(), process_count=jax.process_count(),
+        )
+        workdir.mkdir(parents=True, exist_ok=True)
+        (workdir / "config.json").write_text(config.to_json_best_effort(indent=2))
+        checkpointing.save(manager, 0, jax.tree.map(np.asarray, host), train_iter)
+        manager.wait_until_finished()
+    finally:
         manager.close()
-        raise FileExistsError(f"{workdir}: already holds checkpoints; import into a new --workdir so nothing is overwritten")
-    fold = train.prepare_fold(config, workdir)
-    dp, state, _ = train.setup_parallel_state(config, fold)
-    host = dp.get_state(state)
-    params, model_state = convert.flat_state(host.params), convert.flat_state(host.model_state)
-    flat = convert.torch_to_flax(state_dict, {**params, **model_state}, what=f"{weights}")
-    host = host.replace(
-        params=convert.with_values(host.params, {p: flat[p] for p in params}),
-        model_state=convert.with_values(host.model_state, {p: flat[p] for p in model_state}),
-    )
-    train_iter = input_pipeline.train_iterator(
-        fold.source, fold.table, fold.split.train, config.data, seed=config.seed,
-        process_index=jax.process_index(), process_count=jax.process_count(),
-    )
-    workdir.mkdir(parents=True, exist_ok=True)
-    (workdir / "config.json").write_text(config.to_json_best_effort(indent=2))
-    checkpointing.save(manager, 0, jax.tree.map(np.asarray, host), train_iter)
-    manager.wait_until_finished()
-    manager.close()
     record = {"weights": str(weights.resolve()), "sha256": hashlib.sha256(weights.read_bytes()).hexdigest(), "step": 0}
     (workdir / train.IMPORTED_MARKER).write_text(json.dumps(record, indent=2))
     return record

@@ -151,6 +151,18 @@ def test_a_mismatched_state_dict_is_one_error_listing_every_key():
     assert "misshapen (1): pose_embed.weight" in message
 
 
+def test_a_file_that_is_not_a_state_dict_is_named_in_the_error(tmp_path):
+    from asd_jax.user_folder import UserDataError
+
+    path = tmp_path / "weights.pt"
+    torch.save([1, 2, 3], path)
+    with pytest.raises(UserDataError, match="weights.pt: expected a state_dict"):
+        export.load_state_dict(path)
+    path.write_bytes(b"not a pickle")
+    with pytest.raises(UserDataError, match="weights.pt: not a PyTorch state_dict"):
+        export.load_state_dict(path)
+
+
 def test_unknown_model_has_no_twin():
     config = smoke_config("crossattn")
     config.model.name = "resnet"
