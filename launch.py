@@ -20,11 +20,11 @@ from pathlib import Path
 from absl import app, flags, logging
 from ml_collections import config_flags
 
-MODES = ("train", "eval", "cv", "explain", "prepare", "export", "import")
+from asd_jax import modes
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Config file, optionally with ':variant'.")
 _WORKDIR = flags.DEFINE_string("workdir", None, "Run directory (default: runs/<config name>).")
-_MODE = flags.DEFINE_enum("mode", "train", MODES, "What to do.")
+_MODE = flags.DEFINE_enum("mode", "train", modes.MODES, "What to do.")
 _WEIGHTS = flags.DEFINE_string("weights", None, "--mode=import: a PyTorch state_dict (.pt) or .safetensors file.")
 flags.mark_flags_as_required(["config"])
 
@@ -46,14 +46,13 @@ class _QuietLibraries(pylogging.Filter):
 def main(argv: list[str]) -> None:
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
-    from asd_jax import cli
-
-    config = _CONFIG.value
     workdir = Path(_WORKDIR.value) if _WORKDIR.value else default_workdir(flags.FLAGS["config"].config_filename)
-    weights = Path(_WEIGHTS.value) if _WEIGHTS.value else None
+    invocation = modes.Invocation(
+        config=_CONFIG.value, workdir=workdir, weights=Path(_WEIGHTS.value) if _WEIGHTS.value else None
+    )
     try:
-        result = cli.run(_MODE.value, config, workdir, weights)
-    except cli.user_errors() as err:
+        result = modes.run(_MODE.value, invocation)
+    except modes.UserError as err:
         sys.exit(f"error: {err}")
     if result is not None:
         print(json.dumps(result, indent=2))
@@ -62,5 +61,4 @@ def main(argv: list[str]) -> None:
 if __name__ == "__main__":
     logging.set_verbosity(logging.INFO)
     logging.get_absl_handler().addFilter(_QuietLibraries())
-    sys.path.insert(0, str(Path(__file__).resolve().parent))
     app.run(main)

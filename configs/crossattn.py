@@ -17,7 +17,7 @@ import dataclasses
 
 import ml_collections
 
-from asd_jax.synthetic import CohortParams
+from asd_jax.data.synthetic import CohortParams
 
 
 def get_data_config() -> ml_collections.ConfigDict:

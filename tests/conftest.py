@@ -3,16 +3,14 @@
 from __future__ import annotations
 
 import os
-import sys
 from pathlib import Path
 
+import pytest
+
+from asd_jax.data.synthetic import CohortParams, generate_cohort
+
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
-
-import pytest  # noqa: E402
-
-from asd_jax.synthetic import CohortParams, generate_cohort  # noqa: E402
 
 TINY_COHORT = CohortParams(num_patients=15, num_clips=60, seed=3)
 

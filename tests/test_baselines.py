@@ -10,12 +10,12 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 from flax import nnx
+from test_launch import run_launch
 
-from asd_jax import transforms
+from asd_jax.data import transforms
+from asd_jax.data.synthetic import CohortParams, WalkSpec, simulate_walk
 from asd_jax.models import build_model
 from asd_jax.models.phase import step_boundaries, widest_stride_mask
-from asd_jax.synthetic import CohortParams, WalkSpec, simulate_walk
-from test_launch import run_launch
 
 CONFIGS = ("cnn", "stgcn", "vit_phasemix", "crossattn_no_prior", "crossattn_self_only", "crossattn_no_align", "crossattn_prior_dropout")
 
@@ -83,7 +83,7 @@ def test_comparison_document_has_a_row_per_model(tmp_path, data_dir):
     out = tmp_path / "results.md"
     out.write_text("# stale tables\n\n## Reading\n\nA hand-written reading.\n")
     proc = subprocess.run(
-        [sys.executable, "-m", "asd_jax.compare", "--variant", "smoke", "--workdir", str(tmp_path / "runs"), "--out", str(out),
+        [sys.executable, "-m", "asd_jax.modes.compare", "--variant", "smoke", "--workdir", str(tmp_path / "runs"), "--out", str(out),
          "--override", f"data.data_dir={data_dir}", "--override", "train.num_steps=6", "--override", "train.eval_every=6",
          "--override", "data.num_folds=2", "cnn"],
         cwd=ROOT, capture_output=True, text=True, timeout=600,
@@ -100,7 +100,7 @@ def test_comparison_document_has_a_row_per_model(tmp_path, data_dir):
 
 
 def test_compare_takes_a_variant_per_config_and_overrides_for_all():
-    from asd_jax.compare import load_config
+    from asd_jax.modes.compare import load_config
 
     config = load_config("stgcn:compact", ["train.num_steps=5"], variant="smoke")
     assert (config.model.dim, config.model.depth, config.train.num_steps) == (16, 4, 5)

@@ -9,8 +9,8 @@ import optax
 import pytest
 from flax import nnx
 
-from asd_jax import optim
 from asd_jax.models import build_model
+from asd_jax.training import optim
 from configs.crossattn import get_config
 
 

@@ -13,12 +13,17 @@ import numpy as np
 import pytest
 import torch
 from flax import nnx
-
-from asd_jax import aggregate, convert, export, input_pipeline, train, transforms
-from asd_jax.models import build_model
-from asd_jax.synthetic import CohortParams, WalkSpec, simulate_walk
-from asd_jax.torch_models import build_torch_model
 from test_launch import ROOT, run_launch
+
+from asd_jax.base.errors import ConversionError, WeightsError
+from asd_jax.data import folds, input_pipeline, transforms
+from asd_jax.data.synthetic import CohortParams, WalkSpec, simulate_walk
+from asd_jax.evaluation import aggregate
+from asd_jax.models import build_model
+from asd_jax.models.variables import flat_state, with_values
+from asd_jax.modes import export, import_weights
+from asd_jax.pytorch import convert
+from asd_jax.pytorch.twins import build_twin
 
 FAMILIES = ("crossattn", "cnn", "stgcn", "vit_phasemix", "crossattn_self_only", "crossattn_no_prior")
 TOLERANCE = {"atol": 1e-5, "rtol": 1e-5}
@@ -49,9 +54,9 @@ def randomized_flax(config: ml_collections.ConfigDict) -> tuple[nnx.Module, dict
     rng = np.random.default_rng(1)
     flat = {
         path: (rng.uniform(0.5, 1.5, v.shape) if str(path[-1]) == "var" else rng.normal(0.0, 0.3, v.shape)).astype(v.dtype)
-        for path, v in convert.flat_state(nnx.state(model)).items()
+        for path, v in flat_state(nnx.state(model)).items()
     }
-    nnx.update(model, convert.with_values(nnx.state(model), flat))
+    nnx.update(model, with_values(nnx.state(model), flat))
     return model, flat
 
 
@@ -76,7 +81,7 @@ def test_flax_weights_give_the_same_logits_in_torch(name):
 def test_torch_weights_give_the_same_logits_in_flax(name):
     config = smoke_config(name)
     torch.manual_seed(0)
-    twin = build_torch_model(config, 3)
+    twin = build_twin(config.model, 3)
     with torch.no_grad():
         for key, value in twin.state_dict().items():
             if key.endswith("running_var"):
@@ -84,8 +89,8 @@ def test_torch_weights_give_the_same_logits_in_flax(name):
             elif value.is_floating_point():
                 value.normal_(0.0, 0.3)
     model = build_model(config, 3, nnx.Rngs(5))
-    flat = convert.torch_to_flax(twin.state_dict(), convert.flat_state(nnx.state(model)))
-    nnx.update(model, convert.with_values(nnx.state(model), flat))
+    flat = convert.torch_to_flax(twin.state_dict(), flat_state(nnx.state(model)))
+    nnx.update(model, with_values(nnx.state(model), flat))
     pose, prior = inputs(config.data.window)
     flax_logits, torch_logits = logits_of(model, twin, pose, prior)
     np.testing.assert_allclose(flax_logits, torch_logits, **TOLERANCE)
@@ -117,7 +122,7 @@ def test_conv_kernel_layouts_match_torch(kernel_size):
     dims = len(kernel_size)
     conv = nnx.Conv(4, 6, kernel_size, padding="VALID", rngs=nnx.Rngs(0))
     torch_conv = getattr(torch.nn, f"Conv{dims}d")(4, 6, kernel_size)
-    state = convert.flax_to_torch(convert.flat_state(nnx.state(conv)))
+    state = convert.flax_to_torch(flat_state(nnx.state(conv)))
     torch_conv.load_state_dict({k: torch.from_numpy(np.array(v)) for k, v in state.items()}, strict=True)
     x = np.random.default_rng(0).normal(size=(2, *(5,) * dims, 4)).astype(np.float32)  # channels last
     with torch.no_grad():
@@ -131,7 +136,7 @@ def test_embeddings_and_layer_norms_convert():
             self.embed = nnx.Embed(7, 4, rngs=nnx.Rngs(0))
             self.norm = nnx.LayerNorm(4, rngs=nnx.Rngs(0))
 
-    state = convert.flax_to_torch(convert.flat_state(nnx.state(Tiny())))
+    state = convert.flax_to_torch(flat_state(nnx.state(Tiny())))
     assert state["embed.weight"].shape == (7, 4) and {"norm.weight", "norm.bias"} <= state.keys()
 
 
@@ -142,7 +147,7 @@ def test_a_mismatched_state_dict_is_one_error_listing_every_key():
     del state["head.bias"]
     state["extra.weight"] = np.zeros(3, np.float32)
     state["pose_embed.weight"] = state["pose_embed.weight"][:, :-1]
-    with pytest.raises(convert.ConversionError) as err:
+    with pytest.raises(ConversionError) as err:
         convert.torch_to_flax(state, flat, what="weights.pt")
     message = str(err.value)
     assert "weights.pt" in message
@@ -152,22 +157,20 @@ def test_a_mismatched_state_dict_is_one_error_listing_every_key():
 
 
 def test_a_file_that_is_not_a_state_dict_is_named_in_the_error(tmp_path):
-    from asd_jax.user_folder import UserDataError
-
     path = tmp_path / "weights.pt"
     torch.save([1, 2, 3], path)
-    with pytest.raises(UserDataError, match="weights.pt: expected a state_dict"):
-        export.load_state_dict(path)
+    with pytest.raises(WeightsError, match="weights.pt: expected a state_dict"):
+        import_weights.load_state_dict(path)
     path.write_bytes(b"not a pickle")
-    with pytest.raises(UserDataError, match="weights.pt: not a PyTorch state_dict"):
-        export.load_state_dict(path)
+    with pytest.raises(WeightsError, match="weights.pt: not a PyTorch state_dict"):
+        import_weights.load_state_dict(path)
 
 
 def test_unknown_model_has_no_twin():
     config = smoke_config("crossattn")
     config.model.name = "resnet"
     with pytest.raises(ValueError, match="no PyTorch twin"):
-        build_torch_model(config, 3)
+        build_twin(config.model, 3)
 
 
 def read_csv(path):
@@ -203,9 +206,9 @@ def test_export_writes_loadable_files_with_parity(exported_run):
 def test_exported_model_reproduces_patient_predictions_in_torch(exported_run, data_dir):
     manifest = json.loads((exported_run / "export" / "config.json").read_text())
     config = ml_collections.ConfigDict(manifest["config"])
-    twin = build_torch_model(config, len(manifest["class_names"]))
+    twin = build_twin(config.model, len(manifest["class_names"]))
     twin.load_state_dict(torch.load(exported_run / "export" / "model.pt", weights_only=True))
-    fold = train.prepare_fold(config, exported_run)
+    fold = folds.prepare_fold(config, exported_run)
     rows = fold.split.test
     logits, clip_index = [], []
     for batch in input_pipeline.eval_batches(fold.source, fold.table, rows, config.data):
@@ -252,6 +255,38 @@ def test_training_code_never_imports_torch():
     import subprocess
     import sys
 
-    code = "import sys, launch; from asd_jax import cli, train, cross_validation, evaluation, explain; assert 'torch' not in sys.modules"
+    code = (
+        "import sys, launch; from asd_jax.modes import cv, evaluate, explain, train; from asd_jax.evaluation import protocol; "
+        "assert 'torch' not in sys.modules"
+    )
     proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr[-2000:]
+
+
+def test_pytorch_side_imports_and_builds_twins_without_jax():
+    """A PyTorch user needs neither JAX nor flax: twins and converter import and work without them."""
+    import subprocess
+    import sys
+
+    code = """
+import importlib.abc, sys
+class Block(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path, target=None):
+        if name.split('.')[0] in ('jax', 'jaxlib', 'flax', 'optax', 'orbax'):
+            raise ImportError('blocked ' + name)
+sys.meta_path.insert(0, Block())
+import importlib, torch
+from asd_jax.pytorch import convert
+from asd_jax.pytorch.twins import TWINS, build_twin
+for name in ('crossattn', 'cnn', 'stgcn', 'vit_phasemix'):
+    config = importlib.import_module('configs.' + name).get_config('smoke')
+    twin = build_twin(config.model, 3)
+    logits = twin(torch.zeros(2, config.data.window, 17, 3), torch.full((2, 5), 0.2))
+    assert tuple(logits.shape) == (2, 3), name
+    assert convert.torch_key(('head', 'kernel')) == 'head.weight'
+assert not any(m.split('.')[0] in ('jax', 'flax') for m in sys.modules)
+print('ok', sorted(TWINS))
+"""
+    proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert proc.stdout.startswith("ok")

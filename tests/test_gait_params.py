@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from asd_jax.gait_params import gait_parameters
-from asd_jax.synthetic import CohortParams, WalkSpec, simulate_walk
+from asd_jax.data.gait_params import gait_parameters
+from asd_jax.data.synthetic import CohortParams, WalkSpec, simulate_walk
 
 
 def generated(spec: WalkSpec, seed: int = 0) -> np.ndarray:

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from asd_jax import input_pipeline, splits
-from asd_jax.labels import parse_label_map
+from asd_jax.base.labels import parse_label_map
+from asd_jax.data import input_pipeline, splits
 from configs.crossattn import get_config
 
 

@@ -13,7 +13,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from conftest import ROOT
 
 SMOKE = "configs/crossattn.py:smoke"
@@ -53,9 +52,8 @@ def read_metrics(workdir: Path) -> list[dict]:
 
 def final_params(workdir: Path) -> dict[str, np.ndarray]:
     """The latest checkpoint's params as flat numpy arrays (read with orbax, no model needed)."""
-    import orbax.checkpoint as ocp
-
     import jax
+    import orbax.checkpoint as ocp
 
     ckpt_dir = workdir / "checkpoints"
     step = max(int(p.name) for p in ckpt_dir.iterdir() if p.name.isdigit())
@@ -198,3 +196,33 @@ def test_grain_worker_processes_feed_the_same_batches(uninterrupted, tmp_path, d
     expected, got = final_params(uninterrupted), final_params(workdir)
     for key in expected:
         np.testing.assert_array_equal(got[key], expected[key], err_msg=key)
+
+
+GOLDEN = Path(__file__).parent / "data" / "smoke_results.json"
+
+
+def assert_same_report(got, expected, path="results"):
+    """Equal structure, discrete values and counts; floats to 1e-6 relative (a CPU with other vector
+    units may round differently; a real change of behaviour moves them far more)."""
+    if isinstance(expected, dict):
+        assert got.keys() == expected.keys(), path
+        for key in expected:
+            assert_same_report(got[key], expected[key], f"{path}.{key}")
+    elif isinstance(expected, list):
+        assert len(got) == len(expected), path
+        for i, (g, e) in enumerate(zip(got, expected)):
+            assert_same_report(g, e, f"{path}[{i}]")
+    elif isinstance(expected, float):
+        assert got == pytest.approx(expected, rel=1e-6, abs=1e-9, nan_ok=True), path
+    else:
+        assert got == expected, path
+
+
+def test_smoke_report_is_the_recorded_one(uninterrupted):
+    """The smoke run's results.json as recorded in tests/data (bitwise equal on the machine that
+    recorded it). Regenerate it only for a deliberate change of numbers:
+    ASD_JAX_RECORD_GOLDEN=1 python -m pytest tests/test_launch.py -k recorded."""
+    got = json.loads((uninterrupted / "report" / "results.json").read_text())
+    if os.environ.get("ASD_JAX_RECORD_GOLDEN"):
+        GOLDEN.write_text((uninterrupted / "report" / "results.json").read_text())
+    assert_same_report(got, json.loads(GOLDEN.read_text()))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from asd_jax import aggregate, metrics
+from asd_jax.evaluation import aggregate, metrics
 
 
 def test_three_class_metrics_by_hand():

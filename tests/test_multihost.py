@@ -17,7 +17,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from conftest import ROOT
 from test_launch import final_params, launch_command
 
@@ -26,8 +25,11 @@ TRAIN_SCRIPT = textwrap.dedent(
     import functools, sys
     import jax, jax.numpy as jnp, numpy as np
     from configs.crossattn import get_config
-    from asd_jax import distributed, optim, steps, train
-    from asd_jax.parallel import make_data_parallel
+    from asd_jax.training import distributed
+    from asd_jax.training import optim
+    from asd_jax.training import steps
+    from asd_jax.training import setup
+    from asd_jax.training.parallel import make_data_parallel
 
     out, port, num_processes, process_id = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
     config = get_config("smoke")
@@ -41,7 +43,7 @@ TRAIN_SCRIPT = textwrap.dedent(
 
     num_steps, batch_size, num_classes = 12, 16, 3
     optimizer = optim.make_optimizer(config.optim, num_steps)
-    graphdef, state = train.create_state(config, num_classes, optimizer)
+    graphdef, state = setup.create_state(config, num_classes, optimizer)
     dp = make_data_parallel(
         "shard_map",
         functools.partial(steps.train_step, graphdef=graphdef, optimizer=optimizer, loss_config=steps.LossConfig(num_classes, 0.1, None)),

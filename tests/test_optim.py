@@ -6,7 +6,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from asd_jax import optim
+from asd_jax.training import optim
 from configs.crossattn import get_config
 
 

@@ -12,15 +12,16 @@ import sys
 import textwrap
 
 import pytest
-
 from conftest import ROOT
 
 EQUIVALENCE_SCRIPT = textwrap.dedent(
     """
     import functools, importlib, json, sys
     import jax, jax.numpy as jnp, numpy as np
-    from asd_jax import optim, steps, train
-    from asd_jax.parallel import make_data_parallel
+    from asd_jax.training import optim
+    from asd_jax.training import steps
+    from asd_jax.training import setup
+    from asd_jax.training.parallel import make_data_parallel
 
     assert jax.device_count() == 8, jax.devices()
     config = importlib.import_module(f"configs.{sys.argv[1]}").get_config("smoke")
@@ -30,7 +31,7 @@ EQUIVALENCE_SCRIPT = textwrap.dedent(
     loss_config = steps.LossConfig(
         num_classes=num_classes, label_smoothing=0.1, class_weights=jnp.asarray([1.0, 2.0, 0.5])
     )
-    graphdef, state0 = train.create_state(config, num_classes, optimizer)
+    graphdef, state0 = setup.create_state(config, num_classes, optimizer)
     state0 = jax.tree.map(np.asarray, state0)
     rng = np.random.default_rng(0)
     window = config.data.window
@@ -92,7 +93,7 @@ def test_shard_map_pmap_and_one_device_train_to_the_same_params(model):
 def test_batch_not_divisible_by_devices_is_a_clear_error(batch_size):
     script = textwrap.dedent(
         f"""
-        from asd_jax.parallel import check_batch_divisible
+        from asd_jax.training.parallel import check_batch_divisible
         try:
             check_batch_divisible({batch_size})
         except ValueError as err:

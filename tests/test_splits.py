@@ -7,8 +7,8 @@ import json
 import numpy as np
 import pytest
 
-from asd_jax import splits
-from asd_jax.labels import parse_label_map
+from asd_jax.base.labels import parse_label_map
+from asd_jax.data import splits
 
 
 class FakeSource(list):

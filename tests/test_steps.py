@@ -8,15 +8,16 @@ import jax
 import numpy as np
 import pytest
 
-from asd_jax import optim, steps, train
-from asd_jax.parallel import make_data_parallel
+from asd_jax.base.errors import NonFiniteLossError
+from asd_jax.training import loop, optim, setup, steps
+from asd_jax.training.parallel import make_data_parallel
 from configs.crossattn import get_config
 
 
 def test_nonfinite_loss_keeps_the_last_good_params_and_is_reported():
     config = get_config("smoke")
     optimizer = optim.make_optimizer(config.optim, 10)
-    graphdef, state = train.create_state(config, 3, optimizer)
+    graphdef, state = setup.create_state(config, 3, optimizer)
     dp = make_data_parallel(
         "shard_map",
         functools.partial(steps.train_step, graphdef=graphdef, optimizer=optimizer, loss_config=steps.LossConfig(3, 0.0, None)),
@@ -39,5 +40,5 @@ def test_nonfinite_loss_keeps_the_last_good_params_and_is_reported():
     assert not np.isfinite(dp.scalar(metrics["loss"]))
     assert int(state.nonfinite_step) == 1 and int(state.step) == 3
     jax.tree.map(np.testing.assert_array_equal, jax.tree.map(np.asarray, state.params), good)
-    with pytest.raises(train.NonFiniteLossError, match="non-finite loss at step 2"):
-        train._check_finite(dp, state)
+    with pytest.raises(NonFiniteLossError, match="non-finite loss at step 2"):
+        loop._check_finite(dp, state)

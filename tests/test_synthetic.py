@@ -7,11 +7,11 @@ import pickle
 
 import numpy as np
 import pytest
-
-from asd_jax.skeleton import REGION_NAMES
-from asd_jax.synthetic import CohortParams, WalkSpec, generate_cohort, simulate_walk
-from asd_jax.synthetic.kinematics import simulate_body
 from conftest import TINY_COHORT
+
+from asd_jax.base.skeleton import REGION_NAMES
+from asd_jax.data.synthetic import CohortParams, WalkSpec, generate_cohort, simulate_walk
+from asd_jax.data.synthetic.kinematics import simulate_body
 
 
 def read_rows(path):
@@ -66,7 +66,7 @@ def trunk_inclination_deg(spec: WalkSpec) -> float:
 
 
 def test_asd_signature_grows_during_the_walk_and_differs_from_normal():
-    from asd_jax.synthetic.cohort import Patient, walk_spec
+    from asd_jax.data.synthetic.cohort import Patient, walk_spec
 
     params = CohortParams()
     rng = np.random.default_rng(0)

@@ -9,11 +9,11 @@ import textwrap
 
 import numpy as np
 import pytest
-
-from asd_jax import dataset
-from asd_jax.user_folder import UserDataError, read_user_folder
-from configs.crossattn import get_config
 from conftest import ROOT, TINY_COHORT
+
+from asd_jax.data import dataset
+from asd_jax.data.user_folder import UserDataError, read_user_folder
+from configs.crossattn import get_config
 
 
 def files_config(folder, data_dir):
@@ -81,8 +81,10 @@ def test_loading_and_a_pipeline_pass_never_import_tensorflow(tmp_path):
         import sys
         import asd_jax
         from configs.crossattn import get_config
-        from asd_jax import dataset, input_pipeline, splits
-        from asd_jax.labels import parse_label_map
+        from asd_jax.data import dataset
+        from asd_jax.data import input_pipeline
+        from asd_jax.data import splits
+        from asd_jax.base.labels import parse_label_map
         config = get_config("smoke")
         config.data.data_dir = {str(tmp_path)!r}
         source, _ = dataset.load_source(config.data)

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from asd_jax import transforms
-from asd_jax.synthetic import CohortParams, WalkSpec, simulate_walk
+from asd_jax.data import transforms
+from asd_jax.data.synthetic import CohortParams, WalkSpec, simulate_walk
 
 
 def walk(num_frames=90, seed=0):

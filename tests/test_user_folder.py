@@ -9,8 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from asd_jax.labels import parse_label_map
-from asd_jax.user_folder import UserDataError, read_user_folder
+from asd_jax.base.labels import parse_label_map
+from asd_jax.data.user_folder import UserDataError, read_user_folder
 
 
 def write_folder(folder: Path, annotations: list[dict], clips: list[dict], raters: dict[str, list[dict]] | None = None) -> Path:

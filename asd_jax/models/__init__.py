@@ -1,43 +1,44 @@
-"""Models, picked by `config.model.name`: module `asd_jax.models.<name>` exposes `build`.
+"""Layer 2: the keypoint models (Flax NNX), picked by `config.model.name` from `MODELS`.
 
-Each model maps a batch of normalised poses [B, T, 17, 3] and clinical priors [B, 5] to a
-`ModelOutput`; adding a model is adding a module, with no registry to edit.
+Every model maps normalised poses [B, T, 17, 3] and clinical priors [B, 5] to a `ModelOutput`,
+and is constructed from `config.model`'s fields (`base.architecture.model_kwargs`), exactly as its
+PyTorch twin (`asd_jax.pytorch.twins.TWINS`) is.
 """
 
 from __future__ import annotations
 
-import importlib
-from typing import Any, NamedTuple
-
-import jax
 import jax.numpy as jnp
 import ml_collections
 from flax import nnx
 
+from asd_jax.base.architecture import model_kwargs
+from asd_jax.base.errors import ConfigError
+from asd_jax.models import cnn, crossattn, stgcn, vit_phasemix
+from asd_jax.models.output import ModelOutput
 
-class ModelOutput(NamedTuple):
-    """logits [B, C]; attention [B, R, T'] (region x time, or None); aux_loss scalar (0 if none)."""
+MODELS: dict[str, type[nnx.Module]] = {
+    "crossattn": crossattn.CrossAttnModel,
+    "cnn": cnn.TemporalCNN,
+    "stgcn": stgcn.STGCN,
+    "vit_phasemix": vit_phasemix.ViTPhaseMix,
+}
+COMPUTE_DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
 
-    logits: jax.Array
-    attention: jax.Array | None
-    aux_loss: jax.Array
+__all__ = ["MODELS", "ModelOutput", "build_model", "compute_dtype"]
 
 
 def compute_dtype(config: ml_collections.ConfigDict):
     """The activation dtype of `config.train.compute_dtype`; parameters always stay float32."""
-    names = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
-    if config.train.compute_dtype not in names:
-        raise ValueError(f"train.compute_dtype={config.train.compute_dtype!r}: expected one of {list(names)}")
-    return names[config.train.compute_dtype]
+    if config.train.compute_dtype not in COMPUTE_DTYPES:
+        raise ConfigError(f"train.compute_dtype={config.train.compute_dtype!r}: expected one of {list(COMPUTE_DTYPES)}")
+    return COMPUTE_DTYPES[config.train.compute_dtype]
 
 
 def build_model(config: ml_collections.ConfigDict, num_classes: int, rngs: nnx.Rngs) -> nnx.Module:
-    """Instantiates `config.model.name`; an unknown name lists the available modules."""
+    """Instantiates `config.model.name` from the fields of `config.model`."""
     name = config.model.name
-    try:
-        module: Any = importlib.import_module(f"asd_jax.models.{name}")
-    except ModuleNotFoundError as err:
-        if err.name != f"asd_jax.models.{name}":
-            raise
-        raise ValueError(f"unknown model {name!r}: no module asd_jax/models/{name}.py") from None
-    return module.build(config, num_classes=num_classes, rngs=rngs)
+    if name not in MODELS:
+        raise ConfigError(f"model.name={name!r}: expected one of {', '.join(MODELS)}")
+    model_class = MODELS[name]
+    kwargs = model_kwargs(config.model, model_class, supplied=("num_classes", "dtype", "rngs"))
+    return model_class(**kwargs, num_classes=num_classes, dtype=compute_dtype(config), rngs=rngs)

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
-import ml_collections
 from flax import nnx
 
-from asd_jax.models import ModelOutput, compute_dtype
-from asd_jax.models.features import NUM_FEATURES, joint_features
+from asd_jax.base.architecture import NUM_FEATURES
+from asd_jax.base.skeleton import NUM_JOINTS
+from asd_jax.models.inputs import joint_features
 from asd_jax.models.layers import ExampleDropout
-from asd_jax.skeleton import NUM_JOINTS
+from asd_jax.models.output import ModelOutput
 
 
 class TemporalCNN(nnx.Module):
@@ -33,9 +33,3 @@ class TemporalCNN(nnx.Module):
         logits = self.head(x.mean(axis=1)).astype(jnp.float32)
         return ModelOutput(logits, None, jnp.zeros((), jnp.float32))
 
-
-def build(config: ml_collections.ConfigDict, *, num_classes: int, rngs: nnx.Rngs) -> TemporalCNN:
-    m = config.model
-    return TemporalCNN(
-        num_classes=num_classes, dim=m.dim, depth=m.depth, kernel=m.kernel, dropout=m.dropout, dtype=compute_dtype(config), rngs=rngs
-    )

@@ -13,15 +13,13 @@ from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
-import ml_collections
 from flax import nnx
 
-from asd_jax.models import ModelOutput, compute_dtype
-from asd_jax.models.features import NUM_FEATURES, joint_features
-from asd_jax.models.layers import Block, ExampleDropout, sinusoidal_positions
-from asd_jax.skeleton import NUM_JOINTS, NUM_REGIONS, region_membership
-
-PRIOR_EPS = 1e-3
+from asd_jax.base.architecture import NUM_FEATURES, PRIOR_EPS, sinusoidal_positions
+from asd_jax.base.skeleton import NUM_JOINTS, NUM_REGIONS, region_membership
+from asd_jax.models.inputs import joint_features
+from asd_jax.models.layers import Block, ExampleDropout
+from asd_jax.models.output import ModelOutput
 
 
 class CrossAttnModel(nnx.Module):
@@ -106,20 +104,3 @@ class CrossAttnModel(nnx.Module):
             aux_loss = self.align_weight * kl.mean()
         return ModelOutput(logits, attention, aux_loss)
 
-
-def build(config: ml_collections.ConfigDict, *, num_classes: int, rngs: nnx.Rngs) -> CrossAttnModel:
-    m = config.model
-    return CrossAttnModel(
-        num_classes=num_classes,
-        dim=m.dim,
-        num_heads=m.num_heads,
-        depth=m.depth,
-        patch=m.patch,
-        mlp_ratio=m.mlp_ratio,
-        dropout=m.dropout,
-        use_prior=m.use_prior,
-        cross_attention=m.cross_attention,
-        align_weight=m.align_weight,
-        dtype=compute_dtype(config),
-        rngs=rngs,
-    )

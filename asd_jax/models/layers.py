@@ -95,13 +95,3 @@ class Block(nnx.Module):
         x = x + self.drop_attention(attended, dropout_keys)
         x = x + self.drop_mlp(self.mlp(self.norm_mlp(x)), dropout_keys)
         return x, weights
-
-
-def sinusoidal_positions(length: int, dim: int) -> np.ndarray:
-    """Fixed [length, dim] position codes, so any window length works."""
-    positions = np.arange(length)[:, None]
-    freqs = np.exp(-np.log(10000.0) * np.arange(0, dim, 2) / dim)
-    codes = np.zeros((length, dim), np.float32)
-    codes[:, 0::2] = np.sin(positions * freqs)
-    codes[:, 1::2] = np.cos(positions * freqs)[:, : dim // 2]
-    return codes

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 
-from asd_jax.skeleton import LEFT_ANKLE, RIGHT_ANKLE
+from asd_jax.base.architecture import resample_positions, uniform_boundaries
+from asd_jax.base.skeleton import LEFT_ANKLE, RIGHT_ANKLE
 
 
 def ankle_gap(pose: jax.Array, smooth: int = 5) -> jax.Array:
@@ -32,16 +32,6 @@ def widest_stride_mask(pose: jax.Array, min_distance: int = 10) -> jax.Array:
     is_max = gap >= windows.max(axis=1)
     first_of_plateau = jnp.concatenate([jnp.array([True]), gap[1:] != gap[:-1]])
     return is_max & first_of_plateau & (gap > gap.mean())
-
-
-def uniform_boundaries(frames: int, max_steps: int) -> np.ndarray:
-    """The fallback cut into equal steps; numpy, so the PyTorch twin uses the very same frames."""
-    return np.linspace(0, frames - 1, max_steps + 1).round().astype(np.int32)
-
-
-def resample_positions(length: int) -> np.ndarray:
-    """Fractions 0..1 at which a step is resampled; shared with the PyTorch twin for exact parity."""
-    return np.linspace(0.0, 1.0, length, dtype=np.float32)
 
 
 def step_boundaries(pose: jax.Array, max_steps: int, min_distance: int = 10) -> tuple[jax.Array, jax.Array]:

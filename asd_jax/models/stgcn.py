@@ -10,40 +10,13 @@ from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
-import ml_collections
-import numpy as np
 from flax import nnx
 
-from asd_jax.models import ModelOutput, compute_dtype
-from asd_jax.models.features import NUM_FEATURES, joint_features
+from asd_jax.base.architecture import DATA_AXIS, NUM_FEATURES, block_plan, spatial_partitions
+from asd_jax.base.skeleton import NUM_JOINTS
+from asd_jax.models.inputs import joint_features
 from asd_jax.models.layers import ExampleDropout
-from asd_jax.skeleton import BONES, NUM_JOINTS
-from asd_jax.steps import AXIS
-
-
-def spatial_partitions() -> np.ndarray:
-    """[3, J, J] normalised adjacency: self links, links towards and away from the centre."""
-    adjacency = np.zeros((NUM_JOINTS, NUM_JOINTS))
-    for a, b in BONES:
-        adjacency[a, b] = adjacency[b, a] = 1
-    hops = np.full(NUM_JOINTS, np.inf)
-    hops[[11, 12]] = 0  # distance to the hips (the graph centre)
-    for _ in range(NUM_JOINTS):
-        for a, b in BONES:
-            hops[a] = min(hops[a], hops[b] + 1)
-            hops[b] = min(hops[b], hops[a] + 1)
-    inward = adjacency * (hops[None, :] < hops[:, None])  # i <- j where j is nearer the centre
-    outward = adjacency * (hops[None, :] > hops[:, None])
-    parts = np.stack([np.eye(NUM_JOINTS), inward, outward])
-    degree = parts.sum(axis=(0, 2))
-    return (parts / degree[None, None, :]).astype(np.float32)
-
-
-def block_plan(dim: int, depth: int) -> list[tuple[int, int, int]]:
-    """(in channels, out channels, temporal stride) per block: width doubles twice, striding where it grows."""
-    widths = [dim * (2 ** (i * 2 // max(depth, 1))) for i in range(depth)]
-    inputs = [NUM_FEATURES, *widths[:-1]]
-    return [(inputs[i], w, 2 if i > 0 and w != widths[i - 1] else 1) for i, w in enumerate(widths)]
+from asd_jax.models.output import ModelOutput
 
 
 class STGCNBlock(nnx.Module):
@@ -75,7 +48,10 @@ class STGCNBlock(nnx.Module):
 
 
 class STGCN(nnx.Module):
-    def __init__(self, *, num_classes: int, dim: int, depth: int, dropout: float, dtype, sync_axis, rngs: nnx.Rngs):
+    def __init__(
+        self, *, num_classes: int, dim: int, depth: int, dropout: float, sync_batch_norm: bool, dtype, rngs: nnx.Rngs
+    ):
+        sync_axis = DATA_AXIS if sync_batch_norm else None
         self.input_norm = nnx.BatchNorm(NUM_JOINTS * NUM_FEATURES, axis_name=sync_axis, dtype=dtype, rngs=rngs)
         plan = block_plan(dim, depth)
         self.blocks = nnx.List(
@@ -99,15 +75,3 @@ class STGCN(nnx.Module):
         logits = self.head(x.mean(axis=(1, 2))).astype(jnp.float32)
         return ModelOutput(logits, None, jnp.zeros((), jnp.float32))
 
-
-def build(config: ml_collections.ConfigDict, *, num_classes: int, rngs: nnx.Rngs) -> STGCN:
-    m = config.model
-    return STGCN(
-        num_classes=num_classes,
-        dim=m.dim,
-        depth=m.depth,
-        dropout=m.dropout,
-        dtype=compute_dtype(config),
-        sync_axis=AXIS if m.sync_batch_norm else None,
-        rngs=rngs,
-    )

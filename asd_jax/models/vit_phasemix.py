@@ -10,16 +10,14 @@ from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
-import ml_collections
 from flax import nnx
 
-from asd_jax.models import ModelOutput, compute_dtype
-from asd_jax.models.features import NUM_FEATURES, joint_features
-from asd_jax.models.layers import Block, sinusoidal_positions
+from asd_jax.base.architecture import MASKED, NUM_FEATURES, sinusoidal_positions
+from asd_jax.base.skeleton import NUM_JOINTS
+from asd_jax.models.inputs import joint_features
+from asd_jax.models.layers import Block
+from asd_jax.models.output import ModelOutput
 from asd_jax.models.phase import resample_segment, step_boundaries
-from asd_jax.skeleton import NUM_JOINTS
-
-MASKED = -1e9
 
 
 def phasemix_sequence(features: jax.Array, pose: jax.Array, *, max_steps: int, segment: int) -> tuple[jax.Array, jax.Array]:
@@ -55,10 +53,3 @@ class ViTPhaseMix(nnx.Module):
         pooled = (self.norm(x) * weights).sum(1) / weights.sum(1)
         return ModelOutput(self.head(pooled).astype(jnp.float32), None, jnp.zeros((), jnp.float32))
 
-
-def build(config: ml_collections.ConfigDict, *, num_classes: int, rngs: nnx.Rngs) -> ViTPhaseMix:
-    m = config.model
-    return ViTPhaseMix(
-        num_classes=num_classes, dim=m.dim, num_heads=m.num_heads, depth=m.depth, mlp_ratio=m.mlp_ratio,
-        dropout=m.dropout, max_steps=m.max_steps, segment=m.segment, dtype=compute_dtype(config), rngs=rngs,
-    )

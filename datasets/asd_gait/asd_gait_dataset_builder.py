@@ -1,86 +1,13 @@
-"""TFDS builder `asd_gait`: walking clips as array_record files, readable without TensorFlow.
+"""The `asd_gait` builder where the `tfds` command-line tool looks for it (`tfds build datasets/asd_gait`).
 
-Configs:
-- `synthetic`: the built-in synthetic cohort (asd_jax.synthetic) with its default parameters;
-  other parameters get their own config name (`synthetic_<hash>`), so cohorts never collide.
-- `files`: a user's folder (annotations.pkl, clips.csv, doctor*.csv) given as the manual dir.
-
-  tfds build datasets/asd_gait --config synthetic
-  tfds build datasets/asd_gait --config files --manual_dir /path/to/folder
+The builder itself lives in `asd_jax.data.tfds_builder`, so the installed library needs nothing
+outside its package; this subclass only gives the CLI a class defined in this module.
 """
 
-from __future__ import annotations
+from asd_jax.data import tfds_builder
 
-import dataclasses
-import tempfile
-from typing import Any
-
-import numpy as np
-import tensorflow_datasets as tfds
-
-from asd_jax import synthetic
-from asd_jax.skeleton import NUM_JOINTS, NUM_REGIONS
-from asd_jax.user_folder import read_user_folder
-
-MANUAL_DOWNLOAD_INSTRUCTIONS = """
-Put your folder (annotations.pkl, clips.csv and optional doctor*.csv; see the project README)
-in the manual dir, or pass --manual_dir=/path/to/folder.
-"""
+BuilderConfig = tfds_builder.BuilderConfig
 
 
-@dataclasses.dataclass
-class BuilderConfig(tfds.core.BuilderConfig):
-    """`source` is 'synthetic' or 'files'; `cohort` holds non-default synthetic parameters."""
-
-    source: str = "synthetic"
-    cohort: tuple[tuple[str, Any], ...] = ()
-    default_prior: str = "uniform"
-
-
-class Builder(tfds.core.GeneratorBasedBuilder):
-    """One record per clip: ids, diagnosis, pose [T, 17, 3], clinical prior [5], fps."""
-
-    # Bump with every change of the synthetic generator, so a stale cohort is never reused.
-    VERSION = tfds.core.Version("1.2.0")
-    RELEASE_NOTES = {
-        "1.0.0": "First release.",
-        "1.1.0": "Synthetic walks: 60 % stance phase; raters mark what they see.",
-        "1.2.0": "Synthetic walks: the camera pans with walks longer than the frame.",
-    }
-    MANUAL_DOWNLOAD_INSTRUCTIONS = MANUAL_DOWNLOAD_INSTRUCTIONS
-    BUILDER_CONFIGS = [
-        BuilderConfig(name="synthetic", description="Built-in synthetic cohort (default parameters).", source="synthetic"),
-        BuilderConfig(name="files", description="A user's folder in the reference's formats.", source="files"),
-    ]
-    DEFAULT_CONFIG_NAME = "synthetic"
-
-    def __init__(self, *args, **kwargs):
-        kwargs.setdefault("file_format", "array_record")
-        super().__init__(*args, **kwargs)
-
-    def _info(self) -> tfds.core.DatasetInfo:
-        return self.dataset_info_from_configs(
-            features=tfds.features.FeaturesDict(
-                {
-                    "clip_id": tfds.features.Text(),
-                    "patient_id": tfds.features.Text(),
-                    "diagnosis": tfds.features.Text(),
-                    "pose": tfds.features.Tensor(shape=(None, NUM_JOINTS, 3), dtype=np.float32),
-                    "prior": tfds.features.Tensor(shape=(NUM_REGIONS,), dtype=np.float32),
-                    "fps": tfds.features.Scalar(dtype=np.float32),
-                }
-            ),
-            homepage="https://github.com/ChenKaiXuSan/ClinicalGait-CrossAttention_ASD_PyTorch",
-        )
-
-    def _split_generators(self, dl_manager: tfds.download.DownloadManager):
-        if self.builder_config.source == "files":
-            return {"clips": self._generate_examples(dl_manager.manual_dir)}
-        folder = tempfile.mkdtemp(prefix="asd_gait_synthetic_")
-        params = synthetic.CohortParams(**dict(self.builder_config.cohort))
-        synthetic.generate_cohort(folder, params)
-        return {"clips": self._generate_examples(folder)}
-
-    def _generate_examples(self, folder):
-        for record in read_user_folder(folder, default_prior_spec=self.builder_config.default_prior):
-            yield record["clip_id"], record
+class Builder(tfds_builder.Builder, skip_registration=True):
+    """`asd_gait`, as defined in asd_jax.data.tfds_builder."""

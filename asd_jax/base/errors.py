@@ -1,0 +1,57 @@
+"""Errors a user can fix, in one family, so `launch.py` prints any of them as one line.
+
+Everything else (a bug, a library failure) stays a traceback: it is ours to fix, not the user's.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+class UserError(Exception):
+    """Bad input, config or weights: the message says what is wrong and what to change."""
+
+
+class ConfigError(UserError, ValueError):
+    """A config value that cannot work (unknown key, inconsistent settings, out of range)."""
+
+
+class UserDataError(UserError, ValueError):
+    """Malformed user data; the message names the file, the clip and the problem."""
+
+    def __init__(self, path: Path | str, problem: str, clip_id: str | None = None):
+        where = f"{path}" + (f", clip {clip_id!r}" if clip_id is not None else "")
+        super().__init__(f"{where}: {problem}")
+
+
+class LeakageError(UserError, ValueError):
+    """A patient is on two sides of a split."""
+
+
+class RunStateError(UserError):
+    """A workdir that cannot serve the mode asked for (no checkpoint yet, already trained...)."""
+
+
+class WeightsError(UserError, ValueError):
+    """A weights file that cannot be read, or that does not fit the model."""
+
+
+class ConversionError(WeightsError):
+    """Weights that do not fit the model; the message lists every offending key."""
+
+    def __init__(self, what: str, missing: list[str], unexpected: list[str], misshapen: list[str]):
+        self.missing, self.unexpected, self.misshapen = missing, unexpected, misshapen
+        lines = [f"{what} do not fit the model:"]
+        for label, keys in (("missing", missing), ("unexpected", unexpected), ("misshapen", misshapen)):
+            if keys:
+                lines.append(f"  {label} ({len(keys)}): " + ", ".join(keys))
+        lines.append("Check that the config (model name, dim, depth, heads, classes) is the one the weights were trained with.")
+        super().__init__("\n".join(lines))
+
+
+class ParityError(UserError, RuntimeError):
+    """The PyTorch twin does not reproduce the JAX model; nothing was exported."""
+
+
+class NonFiniteLossError(UserError, RuntimeError):
+    """Training produced a NaN/inf loss; the last good checkpoint is kept."""

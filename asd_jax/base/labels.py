@@ -1,0 +1,77 @@
+"""Diagnoses -> class labels, by preset or by a mapping given in the config.
+
+A mapping is a string `"diagnosis:class,diagnosis:class,..."` so it can be set from the command
+line (`--config.data.classes="A:a,B:b"`); classes are numbered in order of first appearance.
+A diagnosis mapped to `-` is excluded from the task (its clips are left out); any diagnosis the
+mapping does not name is an error, so a typo never silently drops data.
+Presets copy the reference's 2-, 3- and 4-class tasks.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+from asd_jax.base.errors import ConfigError
+
+RAW_DIAGNOSES: tuple[str, ...] = ("ASD", "DHS", "LCS", "HipOA", "normal")
+
+PRESETS: dict[str, str] = {
+    "2": "ASD:ASD,DHS:non-ASD,LCS:non-ASD,HipOA:non-ASD,normal:non-ASD",
+    "3": "ASD:ASD,DHS:DHS,LCS:LCS_HipOA,HipOA:LCS_HipOA,normal:-",
+    "4": "ASD:ASD,DHS:DHS,LCS:LCS_HipOA,HipOA:LCS_HipOA,normal:normal",
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class LabelMap:
+    """Which diagnoses take part and which class each one belongs to."""
+
+    class_names: tuple[str, ...]
+    diagnosis_to_label: dict[str, int]
+    excluded: frozenset[str] = frozenset()
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.class_names)
+
+    def includes(self, diagnosis: str, *, where: str = "") -> bool:
+        """Whether clips of this diagnosis take part; unknown diagnoses are an error."""
+        if diagnosis in self.excluded:
+            return False
+        self.label(diagnosis, where=where)
+        return True
+
+    def label(self, diagnosis: str, *, where: str = "") -> int:
+        """Class index of a diagnosis; unknown diagnoses are an error naming where they came from."""
+        try:
+            return self.diagnosis_to_label[diagnosis]
+        except KeyError:
+            known = ", ".join(sorted(self.diagnosis_to_label) + [f"{d} (excluded)" for d in sorted(self.excluded)])
+            prefix = f"{where}: " if where else ""
+            raise ConfigError(
+                f"{prefix}diagnosis {diagnosis!r} is not in the class mapping (known: {known}); "
+                "set --config.data.classes to a preset (2, 3, 4) or 'diagnosis:class,...'"
+            ) from None
+
+
+def parse_label_map(spec: str) -> LabelMap:
+    """Builds a LabelMap from a preset name ('2', '3', '4') or a 'diagnosis:class,...' string."""
+    spec = PRESETS.get(str(spec).strip(), str(spec))
+    class_names: list[str] = []
+    mapping: dict[str, int] = {}
+    excluded: set[str] = set()
+    for item in filter(None, (part.strip() for part in spec.split(","))):
+        diagnosis, sep, class_name = (s.strip() for s in item.partition(":"))
+        if not sep or not diagnosis or not class_name:
+            raise ConfigError(f"bad class mapping entry {item!r} in {spec!r}: expected 'diagnosis:class'")
+        if diagnosis in mapping or diagnosis in excluded:
+            raise ConfigError(f"diagnosis {diagnosis!r} is mapped twice in {spec!r}")
+        if class_name == "-":
+            excluded.add(diagnosis)
+            continue
+        if class_name not in class_names:
+            class_names.append(class_name)
+        mapping[diagnosis] = class_names.index(class_name)
+    if len(class_names) < 2:
+        raise ConfigError(f"class mapping {spec!r} needs at least two classes")
+    return LabelMap(tuple(class_names), mapping, frozenset(excluded))

@@ -1,0 +1,182 @@
+"""grain input pipelines: infinite, class-balanced, augmented training batches and complete,
+never-resampled evaluation batches.
+
+Training is a function of the GLOBAL example position: position -> (epoch, slot) -> clip row ->
+example, with randomness seeded by (seed, position). Each process reads only the positions of its
+own slice of every global batch, so the sequence of global batches is the same for any number of
+processes, and the grain iterator state (one integer) is all a resume needs.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+from typing import Any
+
+import grain
+import ml_collections
+import numpy as np
+
+from asd_jax.base.errors import ConfigError
+from asd_jax.base.skeleton import default_prior
+from asd_jax.data import transforms
+from asd_jax.data.splits import ClipTable
+
+SAMPLING = ("over", "under", "none")
+UNBOUNDED = 2**48  # positions of the infinite training stream
+
+
+def local_batch_size(batch_size: int, process_count: int) -> int:
+    if batch_size % process_count:
+        raise ConfigError(f"batch size {batch_size} does not divide by the {process_count} processes")
+    return batch_size // process_count
+
+
+def epoch_rows(labels: np.ndarray, rows: np.ndarray, sampling: str, rng: np.random.Generator) -> np.ndarray:
+    """One epoch of table rows, class-balanced by `sampling`, shuffled."""
+    if sampling not in SAMPLING:
+        raise ConfigError(f"data.sampling={sampling!r}: expected one of {SAMPLING}")
+    if sampling == "none":
+        return rng.permutation(rows)
+    by_class = [rows[labels[rows] == c] for c in np.unique(labels[rows])]
+    target = max(map(len, by_class)) if sampling == "over" else min(map(len, by_class))
+    chosen = [
+        np.concatenate([rng.permutation(members), rng.choice(members, target - len(members))])
+        if target > len(members)
+        else rng.permutation(members)[:target]
+        for members in by_class
+    ]
+    return rng.permutation(np.concatenate(chosen))
+
+
+def load_clip(source: Any, table: ClipTable, row: int, target_fps: float) -> dict[str, Any]:
+    record = source[int(table.record[row])]
+    pose = transforms.resample_fps(np.asarray(record["pose"], np.float32), float(record["fps"]), target_fps)
+    return {"pose": pose, "prior": np.asarray(record["prior"], np.float32)}
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class TrainExamples:
+    """Global position -> augmented training example (a pure function of seed and position)."""
+
+    source: Any
+    table: ClipTable
+    rows: np.ndarray
+    data: ml_collections.ConfigDict
+    seed: int
+
+    @functools.cached_property
+    def epoch_length(self) -> int:
+        return len(epoch_rows(self.table.label, self.rows, self.data.sampling, np.random.default_rng(0)))
+
+    @functools.lru_cache(maxsize=4)
+    def epoch(self, index: int) -> np.ndarray:
+        rng = np.random.default_rng([self.seed, 0, index])
+        return epoch_rows(self.table.label, self.rows, self.data.sampling, rng)
+
+    def __call__(self, position: int) -> dict[str, np.ndarray]:
+        position = int(position)
+        row = self.epoch(position // self.epoch_length)[position % self.epoch_length]
+        rng = np.random.default_rng([self.seed, 1, position])
+        aug, window = self.data.augment, self.data.window
+        clip = load_clip(self.source, self.table, row, self.data.fps)
+        pose = clip["pose"]
+        span = max(2, int(round(window * rng.uniform(1 - aug.speed_jitter, 1 + aug.speed_jitter))))
+        start = int(rng.integers(0, max(1, pose.shape[0] - span + 1)))
+        pose = transforms.resample_time(transforms.crop_window(pose, start, span), window)
+        if rng.random() < aug.flip_prob:
+            pose = transforms.flip_left_right(pose)
+        pose = transforms.normalize_pose(pose)
+        pose = transforms.rotate_scale(
+            pose, rng.uniform(-aug.rotate_deg, aug.rotate_deg), 1 + rng.uniform(-aug.scale, aug.scale)
+        )
+        pose = transforms.drop_joints(pose, aug.joint_dropout, rng)
+        prior = clip["prior"]
+        if aug.prior_dropout and rng.random() < aug.prior_dropout:  # no draw when off: old runs replay exactly
+            prior = default_prior(self.data.default_prior)  # what an unannotated clip gets
+        return {
+            "pose": pose,
+            "prior": prior,
+            "label": np.int32(self.table.label[row]),
+            "valid": np.float32(1.0),
+        }
+
+
+READ_OPTIONS = grain.ReadOptions(num_threads=2, prefetch_buffer_size=4)
+
+
+def train_iterator(
+    source: Any,
+    table: ClipTable,
+    rows: np.ndarray,
+    data: ml_collections.ConfigDict,
+    *,
+    seed: int,
+    process_index: int = 0,
+    process_count: int = 1,
+) -> grain.DatasetIterator:
+    """This process's slice of every global training batch, forever; checkpointable."""
+    global_batch = data.batch_size
+    local = local_batch_size(global_batch, process_count)
+    examples = TrainExamples(source, table, np.asarray(rows), data, seed)
+
+    def global_position(local_position: int) -> int:
+        batch, offset = divmod(int(local_position), local)
+        return batch * global_batch + process_index * local + offset
+
+    dataset = grain.MapDataset.range(0, UNBOUNDED).map(global_position).map(examples).batch(local, drop_remainder=True)
+    iter_dataset = dataset.to_iter_dataset(READ_OPTIONS)
+    if data.worker_count > 0:
+        iter_dataset = iter_dataset.mp_prefetch(grain.MultiprocessingOptions(num_workers=data.worker_count))
+    return iter(iter_dataset)
+
+
+def eval_windows(table: ClipTable, rows: np.ndarray, data: ml_collections.ConfigDict) -> np.ndarray:
+    """[N, 2] (row, start) of the windows covering every clip of `rows`, at the target fps."""
+    windows = []
+    for row in np.asarray(rows):
+        frames = table.num_frames[row]
+        if abs(table.fps[row] - data.fps) > 1e-6:
+            frames = int(round((frames - 1) / table.fps[row] * data.fps)) + 1
+        for start in transforms.eval_window_starts(int(frames), data.window, data.eval_stride):
+            windows.append((row, start))
+    return np.asarray(windows, np.int64).reshape(-1, 2)
+
+
+def eval_batches(
+    source: Any,
+    table: ClipTable,
+    rows: np.ndarray,
+    data: ml_collections.ConfigDict,
+    *,
+    process_index: int = 0,
+    process_count: int = 1,
+) -> grain.MapDataset:
+    """Every window of every clip once, padded to whole global batches; re-iterable.
+
+    Padding rows have valid = 0 and clip_index = -1. Each process yields the same number of
+    batches (its contiguous part of each global batch).
+    """
+    windows = eval_windows(table, rows, data)
+    global_batch = data.eval_batch_size
+    local = local_batch_size(global_batch, process_count)
+    num_batches = max(1, -(-len(windows) // global_batch))
+
+    def example(local_position: int) -> dict[str, np.ndarray]:
+        batch, offset = divmod(int(local_position), local)
+        position = batch * global_batch + process_index * local + offset
+        if position >= len(windows):
+            row, start, valid = int(windows[0, 0]), 0, False
+        else:
+            (row, start), valid = windows[position], True
+        clip = load_clip(source, table, row, data.fps)
+        pose = transforms.normalize_pose(transforms.crop_window(clip["pose"], int(start), data.window))
+        return {
+            "pose": pose,
+            "prior": clip["prior"],
+            "label": np.int32(table.label[row]),
+            "valid": np.float32(valid),
+            "clip_index": np.int32(row if valid else -1),
+        }
+
+    return grain.MapDataset.range(0, num_batches * local).map(example).batch(local)

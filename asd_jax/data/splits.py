@@ -1,0 +1,167 @@
+"""Patient-grouped, diagnosis-stratified folds, with validation patients inside the training side.
+
+Test patients are one fold of a seeded StratifiedGroupKFold; the validation patients (for model
+selection and early stopping) are a grouped, stratified share of the remaining patients, so the test
+fold is never used to choose a checkpoint. No patient may appear on two sides: that is checked
+whenever a split is made or loaded.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import warnings
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from sklearn.model_selection import StratifiedGroupKFold
+
+from asd_jax.base.errors import ConfigError, LeakageError, RunStateError, UserDataError
+from asd_jax.base.labels import LabelMap
+
+SIDES = ("train", "val", "test")
+
+
+@dataclasses.dataclass(frozen=True)
+class ClipTable:
+    """Metadata of the clips taking part (diagnoses the LabelMap excludes are left out).
+
+    Rows are what splits and batches refer to; `record` maps a row to its index in the source.
+    """
+
+    record: np.ndarray
+    clip_id: np.ndarray
+    patient_id: np.ndarray
+    diagnosis: np.ndarray
+    label: np.ndarray
+    num_frames: np.ndarray
+    fps: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.record)
+
+    @classmethod
+    def from_source(cls, source: Any, label_map: LabelMap) -> ClipTable:
+        columns: dict[str, list] = defaultdict(list)
+        diagnosis_of_patient: dict[str, str] = {}
+        for index in range(len(source)):
+            record = source[index]
+            clip_id, patient, diagnosis = record["clip_id"], record["patient_id"], record["diagnosis"]
+            if not label_map.includes(diagnosis, where=f"clip {clip_id!r} (clips.csv)"):
+                continue
+            if diagnosis_of_patient.setdefault(patient, diagnosis) != diagnosis:
+                raise UserDataError(
+                    "clips.csv", f"patient {patient!r} has clips of two diagnoses "
+                    f"({diagnosis_of_patient[patient]!r} and {diagnosis!r}, clip {clip_id!r})"
+                )
+            columns["record"].append(index)
+            columns["clip_id"].append(clip_id)
+            columns["patient_id"].append(patient)
+            columns["diagnosis"].append(diagnosis)
+            columns["label"].append(label_map.label(diagnosis))
+            columns["num_frames"].append(record["pose"].shape[0])
+            columns["fps"].append(float(record["fps"]))
+        if not columns:
+            raise ConfigError("no clip takes part: every diagnosis is excluded by data.classes")
+        dtypes = {"record": np.int64, "label": np.int32, "num_frames": np.int64, "fps": np.float32}
+        return cls(**{k: np.asarray(v, dtypes.get(k, object)) for k, v in columns.items()})
+
+
+@dataclasses.dataclass(frozen=True)
+class Splits:
+    """Table rows per side, and the fold they came from."""
+
+    train: np.ndarray
+    val: np.ndarray
+    test: np.ndarray
+    patients: dict[str, list[str]]
+    fold: int
+    num_folds: int
+    seed: int
+
+    def rows(self, side: str) -> np.ndarray:
+        return getattr(self, side)
+
+
+def _grouped_fold(labels: np.ndarray, groups: np.ndarray, num_folds: int, fold: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    splitter = StratifiedGroupKFold(n_splits=num_folds, shuffle=True, random_state=seed)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="The least populated class")
+        folds = list(splitter.split(np.zeros(len(labels)), labels, groups))
+    return folds[fold]
+
+
+def check_enough_patients(table: ClipTable, num_folds: int) -> None:
+    """Every class needs a patient in every test fold."""
+    for label in np.unique(table.label):
+        patients = np.unique(table.patient_id[table.label == label])
+        if len(patients) < num_folds:
+            diagnoses = sorted(set(table.diagnosis[table.label == label]))
+            raise ConfigError(
+                f"class {label} ({', '.join(diagnoses)}) has {len(patients)} patients, fewer than "
+                f"data.num_folds={num_folds}: lower num_folds or add patients"
+            )
+
+
+def make_splits(table: ClipTable, *, num_folds: int, fold: int, val_fraction: float, seed: int) -> Splits:
+    """Test = fold `fold` of K; validation = a grouped, stratified share of the other patients."""
+    if not 0 <= fold < num_folds:
+        raise ConfigError(f"data.fold={fold} is outside 0..{num_folds - 1}")
+    if not 0 < val_fraction < 1:
+        raise ConfigError(f"data.val_fraction={val_fraction} must be in (0, 1)")
+    check_enough_patients(table, num_folds)
+    rest, test = _grouped_fold(table.label, table.patient_id, num_folds, fold, seed)
+    val_folds = max(2, int(round(1 / val_fraction)))
+    train_part, val_part = _grouped_fold(table.label[rest], table.patient_id[rest], val_folds, 0, seed + 1)
+    train, val = rest[train_part], rest[val_part]
+    sides = {"train": np.sort(train), "val": np.sort(val), "test": np.sort(test)}
+    patients = {side: sorted(set(table.patient_id[rows])) for side, rows in sides.items()}
+    split = Splits(**sides, patients=patients, fold=fold, num_folds=num_folds, seed=seed)
+    check_no_leakage(split)
+    return split
+
+
+def check_no_leakage(split: Splits) -> None:
+    """Raises LeakageError naming every patient found on two sides."""
+    problems = []
+    for i, a in enumerate(SIDES):
+        for b in SIDES[i + 1 :]:
+            shared = sorted(set(split.patients[a]) & set(split.patients[b]))
+            if shared:
+                problems.append(f"{a} and {b} share patient(s) {', '.join(shared)}")
+    if problems:
+        raise LeakageError("patient leakage across the split: " + "; ".join(problems))
+
+
+def save_splits(split: Splits, table: ClipTable, path: str | Path) -> None:
+    """JSON for audit: patients, clip ids and per-diagnosis counts per side."""
+    payload: dict[str, Any] = {"fold": split.fold, "num_folds": split.num_folds, "seed": split.seed}
+    for side in SIDES:
+        rows = split.rows(side)
+        diagnoses, counts = np.unique(table.diagnosis[rows].astype(str), return_counts=True)
+        payload[side] = {
+            "patients": split.patients[side],
+            "clips": sorted(table.clip_id[rows].tolist()),
+            "clips_per_diagnosis": dict(zip(diagnoses.tolist(), counts.tolist())),
+        }
+    Path(path).write_text(json.dumps(payload, indent=1))
+
+
+def load_patients(path: str | Path) -> dict[str, list[str]]:
+    """The patients per side of a saved split (checked for leakage)."""
+    payload = json.loads(Path(path).read_text())
+    patients = {side: payload[side]["patients"] for side in SIDES}
+    check_no_leakage(Splits(np.empty(0), np.empty(0), np.empty(0), patients, payload["fold"], payload["num_folds"], payload["seed"]))
+    return patients
+
+
+def check_same_split(split: Splits, path: str | Path) -> None:
+    """A resumed run must see the split its checkpoints were trained on."""
+    saved = load_patients(path)
+    if saved != split.patients:
+        raise RunStateError(
+            f"{path}: the patients of this fold differ from the ones saved with the checkpoints; "
+            "the data or the split settings changed. Use a new --workdir."
+        )

@@ -1,0 +1,74 @@
+"""The evaluation protocol of one fold (DESIGN.md): train with validation on held-in patients,
+keep the checkpoint best on validation, test the held-out patients once, report.
+
+`train_and_evaluate` runs it; `evaluate_run` re-tests a finished run's selected checkpoint, on
+its own test patients or on every clip of other data (an external test set).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import jax
+import ml_collections
+import numpy as np
+
+from asd_jax.data import folds, gait_params
+from asd_jax.evaluation import predict, report
+from asd_jax.training import checkpointing, loop, setup
+from asd_jax.training.metric_writer import MetricWriter
+
+REPORT_DIR, EXTERNAL_REPORT_DIR = "report", "report_external"
+
+
+def write_fold_report(report_dir: Path, fold: folds.FoldData, result: predict.EvalResult, *, selected_step: int, seed: int = 0) -> dict[str, Any]:
+    """results.json / results.md / plots / prediction CSVs of one fold's test patients (process 0 writes)."""
+    payload = report.fold_payload(result, fold, selected_step=selected_step, seed=seed)
+    if jax.process_index() == 0:
+        table = fold.table
+        gait = {
+            str(table.clip_id[row]): gait_params.gait_parameters(fold.source[int(table.record[row])]["pose"], float(table.fps[row]))
+            for row in fold.split.test
+        }
+        report.write_fold(report_dir, payload, result, fold, clip_columns=gait)
+    return payload
+
+
+def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path) -> dict[str, Any]:
+    """Trains one fold, selects on its validation patients, tests once; returns the test report."""
+    workdir = Path(workdir)
+    checkpointing.save_run_config(workdir, config)
+    fold = folds.prepare_fold(config, workdir)
+    writer = MetricWriter(workdir)
+    try:
+        fitted = loop.fit(config, workdir, fold, predict.validator(config, fold), writer)
+        result = predict.evaluate_rows(config, fitted.dp, fitted.state, fold, fold.split.test)
+        payload = write_fold_report(workdir / REPORT_DIR, fold, result, selected_step=fitted.selected_step, seed=config.seed)
+        writer.write(config.train.num_steps, {f"test_{k}": v for k, v in predict.headline(result).items()})
+    finally:
+        writer.close()
+    return payload
+
+
+def is_external(config: ml_collections.ConfigDict, trained: ml_collections.ConfigDict) -> bool:
+    """Whether `config.data` names other clips than the run trained on."""
+    data, before = config.data, trained.data
+    changed = any(before[k] != data[k] for k in ("source", "manual_dir", "classes"))
+    return changed or (data.source == "synthetic" and before.synthetic.to_dict() != data.synthetic.to_dict())
+
+
+def evaluate_run(config: ml_collections.ConfigDict, workdir: Path) -> dict[str, Any]:
+    """`--mode=eval`: the run's selected checkpoint on its fold's test patients, or, when the data
+    differ from the ones it trained on, on every clip of the given data (`report_external/`)."""
+    trained = checkpointing.load_run_config(workdir)
+    if not is_external(config, trained):
+        fold = folds.prepare_fold(config, workdir)
+        dp, state, step = setup.restore_selected(config, workdir, fold)
+        result = predict.evaluate_rows(config, dp, state, fold, fold.split.test)
+        return write_fold_report(workdir / REPORT_DIR, fold, result, selected_step=step, seed=config.seed)
+    fold = folds.prepare_fold(trained, workdir)
+    dp, state, step = setup.restore_selected(trained, workdir, fold)
+    external = folds.external_fold(config.data, fold.class_names)
+    result = predict.evaluate_rows(config, dp, state, external, np.asarray(external.split.test))
+    return write_fold_report(workdir / EXTERNAL_REPORT_DIR, external, result, selected_step=step, seed=config.seed)

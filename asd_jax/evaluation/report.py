@@ -1,0 +1,187 @@
+"""Report files, written and read back in one place: results.json (schema in the README),
+results.md in the reference's table form, ROC / confusion / reliability plots, and the per-clip /
+per-patient prediction CSVs; for one fold and for a cross-validation summary."""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from asd_jax.evaluation import aggregate, metrics, plots
+
+SCHEMA_VERSION = 1
+LEVELS = ("clip", "patient")
+
+
+def fold_payload(result, fold, *, selected_step: int, seed: int = 0) -> dict[str, Any]:
+    """The JSON-able report of one evaluated fold."""
+    table = fold.table
+    clips = result.predictions["clip"]
+    levels = {}
+    for level, predictions in result.predictions.items():
+        groups = None
+        if level == "clip":
+            patient_of = dict(zip(table.clip_id.tolist(), table.patient_id.tolist()))
+            groups = np.array([patient_of[c] for c in predictions.ids])
+        levels[level] = {
+            "metrics": result.metrics[level],
+            "ci95": metrics.headline_with_ci(predictions.labels, predictions.probs, groups=groups, seed=seed),
+        }
+    headline = metrics.flat_headline({level: values["metrics"] for level, values in levels.items()})
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "class_names": list(result.class_names),
+        "fold": fold.split.fold,
+        "num_folds": fold.split.num_folds,
+        "selected_step": int(selected_step),
+        "test_patients": len(result.predictions["patient"].ids),
+        "test_clips": len(clips.ids),
+        "levels": levels,
+        "headline": headline,
+    }
+
+
+def _cell(value: float, *, std: float | None = None, ci: list[float] | None = None, percent: bool = False) -> str:
+    """`86.1%`, `86.1 ± 2.0%`, or `0.840 ± 0.020`, followed by `[low, high]` when a CI is given."""
+    if value is None or not math.isfinite(value):
+        return "n/a"
+    scale, digits, unit = (100.0, 1, "%") if percent else (1.0, 3, "")
+    text = f"{value * scale:.{digits}f}"
+    if std is not None and math.isfinite(std):
+        text += f" ± {std * scale:.{digits}f}"
+    text += unit
+    if ci and all(math.isfinite(c) for c in ci):
+        text += f" [{ci[0] * scale:.{digits}f}, {ci[1] * scale:.{digits}f}]"
+    return text
+
+
+def markdown_table(rows: list[tuple[str, dict[str, Any]]]) -> str:
+    """The reference README's table (Model | Accuracy | F1-Score | AUC) plus balanced accuracy.
+
+    Each level dict has `metrics` and optionally `std` (over folds) and `ci95` per metric.
+    """
+    lines = [
+        "| Model | Accuracy | Balanced accuracy | F1-Score (macro) | AUC |",
+        "| --- | --- | --- | --- | --- |",
+    ]
+    for name, level in rows:
+        cells = [
+            _cell(
+                level["metrics"][metric],
+                std=level.get("std", {}).get(metric),
+                ci=level.get("ci95", {}).get(metric),
+                percent=percent,
+            )
+            for metric, percent in (("accuracy", True), ("balanced_accuracy", True), ("macro_f1", False), ("auc", False))
+        ]
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def write_results(report_dir: Path, payload: dict[str, Any], markdown: list[str], predictions: dict[str, Any], class_names) -> None:
+    """results.json, results.md and the plots of each level's predictions."""
+    report_dir.mkdir(parents=True, exist_ok=True)
+    (report_dir / "results.json").write_text(json.dumps(payload, indent=2, allow_nan=True))
+    (report_dir / "results.md").write_text("\n".join(markdown))
+    for level, p in predictions.items():
+        plots.roc_curves(p.labels, p.probs, class_names, report_dir / f"roc_{level}.png", f"ROC, {level} level")
+        plots.confusion(p.labels, p.preds, class_names, report_dir / f"confusion_{level}.png", f"{level} level")
+        plots.reliability(p.labels, p.probs, report_dir / f"reliability_{level}.png", f"Reliability, {level} level")
+
+
+def write_fold(
+    report_dir: Path, payload: dict[str, Any], result, fold, clip_columns: dict[str, dict[str, float]] | None = None
+) -> None:
+    """`clip_columns`: extra per-clip numbers (e.g. gait parameters) for the clip CSV."""
+    model_rows = [(f"{level} level", payload["levels"][level]) for level in ("patient", "clip")]
+    text = [
+        f"# Test results, fold {payload['fold']} of {payload['num_folds']}",
+        "",
+        f"{payload['test_patients']} test patients, {payload['test_clips']} clips; checkpoint of step "
+        f"{payload['selected_step']}, chosen on validation patients only. Cells: value [95% CI, patient bootstrap].",
+        "",
+        markdown_table(model_rows),
+        "",
+    ]
+    write_results(report_dir, payload, text, result.predictions, result.class_names)
+    patient_of = dict(zip(fold.table.clip_id.tolist(), fold.table.patient_id.tolist()))
+    for level, predictions in result.predictions.items():
+        write_predictions(report_dir / f"predictions_{level}s.csv", level, predictions, result.class_names, patient_of, clip_columns)
+
+
+def write_predictions(path: Path, level: str, predictions, class_names, patient_of: dict[str, str], clip_columns=None) -> None:
+    """One row per clip (clip_id, patient_id, ...) or patient: label, prediction, p_<class>, extras."""
+    with path.open("w", newline="") as f:
+        writer = csv.writer(f)
+        id_columns = ["clip_id", "patient_id"] if level == "clip" else ["patient_id"]
+        extra = sorted(next(iter(clip_columns.values()))) if level == "clip" and clip_columns else []
+        writer.writerow(id_columns + ["label", "prediction"] + [f"p_{c}" for c in class_names] + extra)
+        for i, identifier in enumerate(predictions.ids):
+            ids = [identifier, patient_of[identifier]] if level == "clip" else [identifier]
+            writer.writerow(
+                ids
+                + [class_names[predictions.labels[i]], class_names[predictions.preds[i]]]
+                + [f"{p:.6f}" for p in predictions.probs[i]]
+                + [f"{clip_columns[identifier][k]:.4g}" for k in extra]
+            )
+
+
+def read_predictions(path: Path, class_names: tuple[str, ...]) -> tuple[aggregate.Predictions, np.ndarray]:
+    """A predictions CSV (write_predictions) back as Predictions, plus the patient of each row."""
+    with path.open(newline="") as f:
+        rows = list(csv.DictReader(f))
+    ids = np.array([r.get("clip_id", r["patient_id"]) for r in rows])
+    labels = np.array([class_names.index(r["label"]) for r in rows])
+    probs = np.array([[float(r[f"p_{c}"]) for c in class_names] for r in rows])
+    return aggregate.Predictions(ids, labels, probs), np.array([r["patient_id"] for r in rows])
+
+
+def cv_summary(fold_reports: list[dict[str, Any]], report_dirs: list[Path], *, seed: int = 0) -> dict[str, Any]:
+    """Mean ± std over folds, and the pooled test predictions (every patient once) with their bootstrap CI."""
+    class_names = tuple(fold_reports[0]["class_names"])
+    levels = {}
+    for level in LEVELS:
+        per_fold = [r["levels"][level]["metrics"] for r in fold_reports]
+        predictions, patients = zip(*(read_predictions(d / f"predictions_{level}s.csv", class_names) for d in report_dirs))
+        pooled = aggregate.Predictions(
+            np.concatenate([p.ids for p in predictions]),
+            np.concatenate([p.labels for p in predictions]),
+            np.concatenate([p.probs for p in predictions]),
+        )
+        levels[level] = {
+            "metrics": {m: float(np.nanmean([f[m] for f in per_fold])) for m in metrics.HEADLINE},
+            "std": {m: float(np.nanstd([f[m] for f in per_fold])) for m in metrics.HEADLINE},
+            "pooled": metrics.classification_metrics(pooled.labels, pooled.probs, class_names),
+            "ci95": metrics.headline_with_ci(pooled.labels, pooled.probs, groups=np.concatenate(patients), seed=seed),
+            "predictions": pooled,
+        }
+    return {"class_names": class_names, "num_folds": len(fold_reports), "levels": levels}
+
+
+def write_cv_summary(report_dir: Path, summary: dict[str, Any], fold_reports: list[dict[str, Any]]) -> None:
+    levels = {level: {k: v for k, v in data.items() if k != "predictions"} for level, data in summary["levels"].items()}
+    payload = {
+        "schema_version": SCHEMA_VERSION,
+        "class_names": list(summary["class_names"]),
+        "num_folds": summary["num_folds"],
+        "summary": levels,
+        "folds": [{"fold": r["fold"], "selected_step": r["selected_step"], "headline": r["headline"]} for r in fold_reports],
+        "headline": metrics.flat_headline({level: levels[level]["metrics"] for level in LEVELS}),
+    }
+    rows = [(f"{level} level", levels[level]) for level in ("patient", "clip")]
+    text = [
+        f"# {summary['num_folds']}-fold patient-grouped cross-validation",
+        "",
+        "Cells: mean ± std over folds [95% CI, patient bootstrap of the pooled test predictions]. "
+        "Each fold's checkpoint was chosen on its validation patients; each test fold was evaluated once.",
+        "",
+        markdown_table(rows),
+        "",
+    ]
+    predictions = {level: summary["levels"][level]["predictions"] for level in LEVELS}
+    write_results(report_dir, payload, text, predictions, summary["class_names"])

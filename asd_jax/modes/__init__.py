@@ -1,0 +1,54 @@
+"""Layer 5: what each `launch.py --mode` does, one module per mode, dispatched here.
+
+Kept out of launch.py so tests call the same functions users do. Every mode takes an
+`Invocation` and returns what launch.py prints as JSON (or None when it printed already).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import ml_collections
+
+from asd_jax.base.errors import UserError
+from asd_jax.training import distributed
+
+
+@dataclasses.dataclass(frozen=True)
+class Invocation:
+    """A mode's inputs: the config, the run directory, and the flags some modes take."""
+
+    config: ml_collections.ConfigDict
+    workdir: Path
+    weights: Path | None = None
+
+
+def _modes() -> dict[str, Callable[[Invocation], dict[str, Any] | None]]:
+    from asd_jax.modes import cv, evaluate, explain, export, import_weights, prepare, train
+
+    return {
+        "train": train.run,
+        "eval": evaluate.run,
+        "cv": cv.run,
+        "explain": explain.run,
+        "prepare": prepare.run,
+        "export": export.run,
+        "import": import_weights.run,
+    }
+
+
+MODES = ("train", "eval", "cv", "explain", "prepare", "export", "import")
+
+__all__ = ["MODES", "Invocation", "UserError", "run"]
+
+
+def run(mode: str, invocation: Invocation) -> dict[str, Any] | None:
+    """Runs one mode (joining the distributed runtime first when the config asks for it)."""
+    distributed.maybe_initialize(invocation.config.train)  # before anything touches a JAX backend
+    modes = _modes()
+    if mode not in modes:
+        raise UserError(f"unknown mode {mode!r}; expected one of {', '.join(modes)}")
+    return modes[mode](invocation)

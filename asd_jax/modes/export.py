@@ -1,0 +1,183 @@
+"""`--mode=export`: a trained run's weights to PyTorch, safetensors and ONNX.
+
+Export writes `<workdir>/export/`: model.pt (state_dict), model.safetensors, model.onnx,
+config.json (model config, classes, input contract, parity numbers) and a README with a
+load-and-predict snippet. Before writing anything it runs the JAX model and its PyTorch twin (and
+the ONNX graph, when onnxruntime is installed) on real test windows and refuses to export if their
+logits differ by more than PARITY_TOLERANCE.
+"""
+
+from __future__ import annotations
+
+import json
+import warnings
+from pathlib import Path
+from typing import Any
+
+import ml_collections
+import numpy as np
+from absl import logging
+from flax import nnx
+
+from asd_jax.base.errors import ParityError
+from asd_jax.base.skeleton import NUM_JOINTS, REGION_NAMES
+from asd_jax.data import folds, input_pipeline
+from asd_jax.models import build_model
+from asd_jax.models.variables import flat_state
+from asd_jax.pytorch import convert
+from asd_jax.training import setup
+
+EXPORT_DIR = "export"
+PARITY_TOLERANCE = 1e-4  # max |logit difference| on real windows; fp32 reorderings stay near 1e-6
+
+
+def restored_model(config: ml_collections.ConfigDict, workdir: Path) -> tuple[nnx.Module, folds.FoldData, int]:
+    """The Flax model with the weights of the run's selected checkpoint, computing in float32
+    (the twin's precision) even when the run trained in bfloat16."""
+    config = config.copy_and_resolve_references()
+    config.train.compute_dtype = "float32"
+    fold = folds.prepare_fold(config, workdir)
+    dp, state, step = setup.restore_selected(config, workdir, fold)
+    host = dp.get_state(state)
+    model = build_model(config, len(fold.class_names), nnx.Rngs(0))
+    nnx.update(model, host.params, host.model_state)
+    return model, fold, step
+
+
+def sample_windows(config: ml_collections.ConfigDict, fold: folds.FoldData, rows: np.ndarray) -> dict[str, np.ndarray]:
+    """The first evaluation batch of `rows` (valid windows only): realistic inputs for parity checks."""
+    batch = next(iter(input_pipeline.eval_batches(fold.source, fold.table, rows, config.data)))
+    keep = batch["valid"] > 0
+    return {"pose": batch["pose"][keep].astype(np.float32), "prior": batch["prior"][keep].astype(np.float32)}
+
+
+def torch_twin(config: ml_collections.ConfigDict, num_classes: int, state_dict: dict[str, np.ndarray]):
+    """The PyTorch twin holding `state_dict` (numpy arrays), checked strictly first."""
+    import torch
+
+    from asd_jax.pytorch.twins import build_twin
+
+    twin = build_twin(config.model, num_classes)
+    expected = {k: tuple(v.shape) for k, v in twin.state_dict().items()}
+    convert.check_fits("Converted weights", {k: v.shape for k, v in state_dict.items()}, expected)
+    twin.load_state_dict({k: torch.from_numpy(np.array(v)) for k, v in state_dict.items()}, strict=True)
+    return twin
+
+
+def torch_logits(twin, pose: np.ndarray, prior: np.ndarray) -> np.ndarray:
+    import torch
+
+    with torch.no_grad():
+        return twin(torch.from_numpy(pose), torch.from_numpy(prior)).numpy()
+
+
+def export_onnx(twin, sample: dict[str, np.ndarray], path: Path) -> float | None:
+    """Writes the twin as ONNX with a dynamic batch axis; returns its max logit gap to the twin
+    under onnxruntime, or None when onnxruntime is not installed."""
+    import torch
+
+    pose, prior = torch.from_numpy(sample["pose"]), torch.from_numpy(sample["prior"])
+    batch = torch.export.Dim("batch", min=1)
+    with warnings.catch_warnings():  # exporter internals' deprecation chatter, not the user's concern
+        warnings.simplefilter("ignore", FutureWarning)
+        warnings.filterwarnings("ignore", message=".*will not be used, since it shares the same shape constraints")
+        torch.onnx.export(
+            twin,
+            (pose, prior),
+            str(path),
+            input_names=["pose", "prior"],
+            output_names=["logits"],
+            dynamic_shapes={"pose": {0: batch}, "prior": {0: batch}},
+            dynamo=True,
+            external_data=False,  # one self-contained file; these models are small
+            verbose=False,
+        )
+    try:
+        import onnxruntime
+    except ImportError:
+        logging.warning("onnxruntime is not installed: %s was written but not checked", path)
+        return None
+    session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    (logits,) = session.run(["logits"], {"pose": sample["pose"], "prior": sample["prior"]})
+    return float(np.abs(logits - torch_logits(twin, sample["pose"], sample["prior"])).max())
+
+
+def export_workdir(config: ml_collections.ConfigDict, workdir: Path) -> dict[str, Any]:
+    """`--mode=export`: see the module docstring. Returns what config.json records about parity."""
+    import safetensors.numpy
+    import torch
+
+    model, fold, step = restored_model(config, workdir)
+    state_dict = convert.flax_to_torch(flat_state(nnx.state(model)))
+    twin = torch_twin(config, len(fold.class_names), state_dict)
+    sample = sample_windows(config, fold, fold.split.test)
+    jax_logits = np.asarray(model(sample["pose"], sample["prior"]).logits)
+    gap = float(np.abs(torch_logits(twin, sample["pose"], sample["prior"]) - jax_logits).max())
+    if not gap <= PARITY_TOLERANCE:
+        raise ParityError(f"{workdir}: the PyTorch twin's logits differ from JAX's by {gap:.2e} (> {PARITY_TOLERANCE}); not exported")
+
+    out = workdir / EXPORT_DIR
+    out.mkdir(parents=True, exist_ok=True)
+    torch.save({k: torch.from_numpy(np.array(v)) for k, v in state_dict.items()}, out / "model.pt")
+    safetensors.numpy.save_file({k: np.ascontiguousarray(v) for k, v in state_dict.items()}, str(out / "model.safetensors"))
+    onnx_gap = export_onnx(twin, sample, out / "model.onnx")
+    summary = {
+        "selected_step": step,
+        "class_names": list(fold.class_names),
+        "parity": {"windows": len(sample["pose"]), "max_abs_logit_diff_torch_vs_jax": gap, "max_abs_logit_diff_onnx_vs_torch": onnx_gap},
+    }
+    manifest = {
+        **summary,
+        "model": config.model.to_dict(),
+        "input": {
+            "pose": f"float32 [batch, {config.data.window}, {NUM_JOINTS}, 3]: x, y, confidence, normalised as asd_jax.data.transforms.normalize_pose",
+            "prior": f"float32 [batch, {len(REGION_NAMES)}]: clinical attention prior over {list(REGION_NAMES)}",
+            "fps": config.data.fps,
+        },
+        "output": "logits [batch, classes]; softmax for probabilities; a patient's diagnosis averages its clips' probabilities",
+        "config": json.loads(config.to_json_best_effort()),
+    }
+    (out / "config.json").write_text(json.dumps(manifest, indent=2))
+    (out / "README.md").write_text(export_readme(config, fold.class_names))
+    logging.info("exported %s (parity %.1e)", out, gap)
+    return summary
+
+
+def export_readme(config: ml_collections.ConfigDict, class_names: tuple[str, ...]) -> str:
+    return f"""# Exported {config.model.name} model
+
+Weights of the checkpoint chosen on validation patients, converted from JAX/Flax. The PyTorch twin
+and the ONNX graph give the same logits as the JAX model (see `parity` in config.json).
+
+Classes: {", ".join(class_names)}. Inputs: `pose` [batch, {config.data.window}, 17, 3] normalised with
+`asd_jax.data.transforms.normalize_pose`, `prior` [batch, 5]. Output: logits [batch, {len(class_names)}].
+
+## PyTorch
+
+```python
+import json, torch
+from asd_jax.pytorch.twins import build_twin
+
+manifest = json.load(open("config.json"))
+model = build_twin(manifest["model"], len(manifest["class_names"]))
+model.load_state_dict(torch.load("model.pt", weights_only=True))  # or safetensors.torch.load_file("model.safetensors")
+pose = torch.zeros(1, {config.data.window}, 17, 3)  # one normalised window
+prior = torch.full((1, 5), 0.2)                      # uniform prior: no rater annotation
+probs = model(pose, prior).softmax(-1)
+print(dict(zip(manifest["class_names"], probs[0].tolist())))
+```
+
+## ONNX (no PyTorch or JAX needed)
+
+```python
+import numpy as np, onnxruntime
+session = onnxruntime.InferenceSession("model.onnx")
+logits, = session.run(None, {{"pose": np.zeros((1, {config.data.window}, 17, 3), np.float32), "prior": np.full((1, 5), 0.2, np.float32)}})
+```
+
+Back to JAX: `python launch.py --config <config> --mode=import --weights model.pt --workdir <new run>`.
+"""
+
+
+def run(invocation) -> dict[str, Any]:
+    return export_workdir(invocation.config, invocation.workdir)

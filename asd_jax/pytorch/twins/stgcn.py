@@ -1,0 +1,48 @@
+"""Twin of asd_jax/models/stgcn.py."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from asd_jax.base.architecture import NUM_FEATURES, block_plan, spatial_partitions
+from asd_jax.base.skeleton import NUM_JOINTS
+from asd_jax.pytorch.twins.layers import BatchNormLast, conv_time, joint_features
+
+
+class STGCNBlockTwin(nn.Module):
+    def __init__(self, in_dim: int, out_dim: int, stride: int, dropout: float):
+        super().__init__()
+        self.out_dim = out_dim
+        self.gcn = nn.Linear(in_dim, 3 * out_dim, bias=False)
+        self.gcn_norm = BatchNormLast(out_dim)
+        self.tcn = nn.Conv2d(out_dim, out_dim, (9, 1), stride=(stride, 1), bias=False)
+        self.tcn_norm = BatchNormLast(out_dim)
+        self.residual = None if in_dim == out_dim and stride == 1 else nn.Conv2d(in_dim, out_dim, (1, 1), stride=(stride, 1))
+        self.drop = nn.Dropout(dropout)
+        self.register_buffer("partitions", torch.from_numpy(spatial_partitions()), persistent=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.gcn(x).reshape(*x.shape[:3], 3, self.out_dim)
+        y = torch.relu(self.gcn_norm(torch.einsum("kij,btjkc->btic", self.partitions, y)))
+        y = self.tcn_norm(conv_time(self.tcn, y))
+        shortcut = x if self.residual is None else conv_time(self.residual, x)
+        return self.drop(torch.relu(y + shortcut))
+
+
+class STGCNTwin(nn.Module):
+    def __init__(self, *, num_classes: int, dim: int, depth: int, dropout: float, sync_batch_norm: bool = False):
+        super().__init__()
+        del sync_batch_norm  # how BatchNorm statistics are gathered while training in JAX
+        plan = block_plan(dim, depth)
+        self.input_norm = BatchNormLast(NUM_JOINTS * NUM_FEATURES)
+        self.blocks = nn.ModuleList([STGCNBlockTwin(i, o, s, dropout) for i, o, s in plan])
+        self.head = nn.Linear(plan[-1][1], num_classes)
+
+    def forward(self, pose: torch.Tensor, prior: torch.Tensor) -> torch.Tensor:
+        features = joint_features(pose)
+        batch, frames = features.shape[:2]
+        x = self.input_norm(features.reshape(batch, frames, -1)).reshape(batch, frames, NUM_JOINTS, NUM_FEATURES)
+        for block in self.blocks:
+            x = block(x)
+        return self.head(x.mean(dim=(1, 2)))

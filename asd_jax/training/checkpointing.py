@@ -1,0 +1,129 @@
+"""Orbax checkpoints of everything a restart needs: train state (params, optimiser, step, RNG)
+and the grain iterator, saved together so a resumed run sees exactly the data it would have seen.
+
+Kept: the latest `keep` steps (for resume) and the best step by the validation metric (for
+testing). Restoring takes an abstract target carrying the current shardings, so a checkpoint
+written on one device layout restores onto another.
+
+Which step a finished run stands for (`selected_step`) is decided here, once: the best on
+validation, or, for weights trained elsewhere (`save_imported`, whose provenance file sits beside
+the checkpoints), the imported step.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import grain
+import jax
+import ml_collections
+import orbax.checkpoint as ocp
+from orbax.checkpoint import checkpoint_managers
+
+from asd_jax.base.errors import RunStateError
+
+STATE, DATA = "state", "data"
+CHECKPOINT_DIR = "checkpoints"
+CONFIG_FILE = "config.json"  # the config a run's checkpoints were trained with
+IMPORTED_FILE = "imported.json"  # provenance of weights trained elsewhere (--mode=import)
+
+
+def make_manager(directory: str | Path, *, keep: int, best_metric: str) -> ocp.CheckpointManager:
+    """A manager that saves asynchronously and keeps the latest `keep` and the single best step."""
+    policy = checkpoint_managers.AnyPreservationPolicy(
+        [
+            checkpoint_managers.LatestN(n=keep),
+            checkpoint_managers.BestN(
+                get_metric_fn=lambda metrics: metrics[best_metric],
+                n=1,
+                keep_checkpoints_without_metrics=False,
+            ),
+        ]
+    )
+    options = ocp.CheckpointManagerOptions(
+        best_fn=lambda metrics: metrics[best_metric],
+        best_mode="max",
+        preservation_policy=policy,
+        enable_async_checkpointing=True,
+    )
+    return ocp.CheckpointManager(Path(directory).absolute(), options=options, item_names=(STATE, DATA))
+
+
+def save_run_config(workdir: Path, config: ml_collections.ConfigDict) -> None:
+    """The run's resolved config beside its checkpoints (process 0 writes)."""
+    if jax.process_index() == 0:
+        workdir.mkdir(parents=True, exist_ok=True)
+        (workdir / CONFIG_FILE).write_text(config.to_json_best_effort(indent=2))
+
+
+def load_run_config(workdir: Path) -> ml_collections.ConfigDict:
+    """The config a run was trained with, as it saved it."""
+    path = workdir / CONFIG_FILE
+    if not path.exists():
+        raise RunStateError(f"{path}: not found; {workdir} is not a trained run (train it first, or check --workdir)")
+    return ml_collections.ConfigDict(json.loads(path.read_text()))
+
+
+def open_manager(workdir: Path, train: ml_collections.ConfigDict) -> ocp.CheckpointManager:
+    """The run's checkpoint manager, as `config.train` sets it up."""
+    return make_manager(workdir / CHECKPOINT_DIR, keep=train.keep_checkpoints, best_metric=train.select_metric)
+
+
+def selected_step(manager: ocp.CheckpointManager, workdir: Path) -> int:
+    """The step a finished run stands for: best on validation, else imported weights' step."""
+    best = manager.best_step()
+    if best is None and (workdir / IMPORTED_FILE).exists():
+        return json.loads((workdir / IMPORTED_FILE).read_text())["step"]
+    if best is None:
+        raise RunStateError(f"{workdir / CHECKPOINT_DIR}: no validated checkpoint; train first (--mode=train)")
+    return best
+
+
+def save_imported(
+    manager: ocp.CheckpointManager, workdir: Path, state: Any, data_iterator: grain.DatasetIterator, provenance: dict[str, Any]
+) -> None:
+    """Weights trained elsewhere as the step-0 checkpoint of a fresh run, with their provenance."""
+    if manager.latest_step() is not None:
+        raise RunStateError(f"{workdir}: already holds checkpoints; import into a new --workdir so nothing is overwritten")
+    save(manager, 0, state, data_iterator)
+    manager.wait_until_finished()
+    (workdir / IMPORTED_FILE).write_text(json.dumps({**provenance, "step": 0}, indent=2))
+
+
+def save(
+    manager: ocp.CheckpointManager,
+    step: int,
+    state: Any,
+    data_iterator: grain.DatasetIterator,
+    metrics: dict[str, float] | None = None,
+) -> None:
+    """Starts an asynchronous save; the caller waits (`wait_until_finished`) before exiting."""
+    manager.save(
+        step,
+        args=ocp.args.Composite(
+            **{STATE: ocp.args.StandardSave(state), DATA: grain.checkpoint.CheckpointSave(data_iterator)}
+        ),
+        metrics=metrics,
+        force=True,
+    )
+
+
+def restore(
+    manager: ocp.CheckpointManager,
+    step: int,
+    abstract_state: Any,
+    data_iterator: grain.DatasetIterator | None = None,
+) -> Any:
+    """Restores the state (onto the shardings of `abstract_state`) and, if given, the iterator in place."""
+    items = {STATE: ocp.args.StandardRestore(abstract_state)}
+    if data_iterator is not None:
+        items[DATA] = grain.checkpoint.CheckpointRestore(data_iterator)
+    restored = manager.restore(step, args=ocp.args.Composite(**items))
+    return restored[STATE]
+
+
+def abstract_like(state: Any) -> Any:
+    """Shape, dtype and sharding of every leaf: the restore target for `state`'s layout."""
+    return jax.tree.map(ocp.utils.to_shape_dtype_struct, state)

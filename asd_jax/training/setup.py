@@ -1,0 +1,76 @@
+"""The compiled steps and placed train state of one fold: fresh, or restored from its checkpoint.
+
+One home for "model + optimiser + loss settings -> DataParallel + TrainState", used by training,
+by every mode that reads a trained run, and by import.
+"""
+
+from __future__ import annotations
+
+import functools
+from pathlib import Path
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+import optax
+from flax import nnx
+
+from asd_jax.data.folds import FoldData
+from asd_jax.models import build_model
+from asd_jax.training import checkpointing, optim, steps
+from asd_jax.training.parallel import DataParallel, check_batch_divisible, make_data_parallel
+
+
+def create_state(config: ml_collections.ConfigDict, num_classes: int, optimizer: optax.GradientTransformation):
+    """Model graph (static) and the initial TrainState (host arrays)."""
+    model = build_model(config, num_classes, nnx.Rngs(params=config.seed))
+    graphdef, params, model_state = nnx.split(model, nnx.Param, ...)
+    state = steps.TrainState(
+        step=jnp.zeros((), jnp.int32),
+        params=params,
+        model_state=model_state,
+        opt_state=optimizer.init(params),
+        rng=jax.random.PRNGKey(config.seed),
+        nonfinite_step=jnp.full((), -1, jnp.int32),
+    )
+    return graphdef, state
+
+
+def build_parallel(config: ml_collections.ConfigDict, graphdef: Any, optimizer: Any, loss_config: Any) -> DataParallel:
+    check_batch_divisible(config.data.batch_size)
+    check_batch_divisible(config.data.eval_batch_size, "data.eval_batch_size")
+    return make_data_parallel(
+        config.train.parallel,
+        functools.partial(steps.train_step, graphdef=graphdef, optimizer=optimizer, loss_config=loss_config),
+        functools.partial(steps.eval_step, graphdef=graphdef),
+    )
+
+
+def setup_parallel_state(config: ml_collections.ConfigDict, fold: FoldData) -> tuple[DataParallel, Any, np.ndarray | None]:
+    """The compiled steps, the initial placed train state for `fold`, and the class weights used."""
+    num_classes = len(fold.class_names)
+    train_labels = fold.table.label[fold.split.train]
+    optimizer = optim.make_optimizer(config.optim, config.train.num_steps)
+    weights = optim.class_weights(config.optim.class_weights, np.bincount(train_labels, minlength=num_classes))
+    loss_config = steps.LossConfig(
+        num_classes=num_classes,
+        label_smoothing=config.optim.label_smoothing,
+        class_weights=None if weights is None else jnp.asarray(weights, jnp.float32),
+    )
+    graphdef, host_state = create_state(config, num_classes, optimizer)
+    dp = build_parallel(config, graphdef, optimizer, loss_config)
+    return dp, dp.put_state(host_state), weights
+
+
+def restore_selected(config: ml_collections.ConfigDict, workdir: Path, fold: FoldData) -> tuple[DataParallel, Any, int]:
+    """The state of the checkpoint a finished run stands for (checkpointing.selected_step)."""
+    dp, state, _ = setup_parallel_state(config, fold)
+    manager = checkpointing.open_manager(workdir, config.train)
+    try:
+        step = checkpointing.selected_step(manager, workdir)
+        restored = checkpointing.restore(manager, step, checkpointing.abstract_like(dp.get_state(state)))
+    finally:
+        manager.close()
+    return dp, dp.put_state(restored), step
