@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 from sklearn.model_selection import StratifiedGroupKFold
 
-from asd_jax.base.errors import ConfigError, LeakageError, RunStateError, UserDataError
+from asd_jax.base.errors import ConfigError, LeakageError, UserDataError
 from asd_jax.base.labels import LabelMap
 
 SIDES = ("train", "val", "test")
@@ -161,7 +161,7 @@ def check_same_split(split: Splits, path: str | Path) -> None:
     """A resumed run must see the split its checkpoints were trained on."""
     saved = load_patients(path)
     if saved != split.patients:
-        raise RunStateError(
+        raise ConfigError(
             f"{path}: the patients of this fold differ from the ones saved with the checkpoints; "
             "the data or the split settings changed. Use a new --workdir."
         )
