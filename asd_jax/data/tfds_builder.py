@@ -46,11 +46,13 @@ class Builder(tfds.core.GeneratorBasedBuilder):
     name = "asd_gait"  # fixed, so built datasets keep their place whichever module defines the class
 
     # Bump with every change of the synthetic generator, so a stale cohort is never reused.
-    VERSION = tfds.core.Version("1.2.0")
+    VERSION = tfds.core.Version("2.0.0")
     RELEASE_NOTES = {
         "1.0.0": "First release.",
         "1.1.0": "Synthetic walks: 60 % stance phase; raters mark what they see.",
         "1.2.0": "Synthetic walks: the camera pans with walks longer than the frame.",
+        "2.0.0": "Synthetic cohort recalibrated: raters mark the visible signs of each walk, never the diagnosis; "
+        "signatures and severities from the clinical literature.",
     }
     MANUAL_DOWNLOAD_INSTRUCTIONS = MANUAL_DOWNLOAD_INSTRUCTIONS
     BUILDER_CONFIGS = [

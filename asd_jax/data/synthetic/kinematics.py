@@ -43,6 +43,7 @@ class WalkSpec:
     knee_extra_deg: float = 0.0  # extra knee flexion throughout the cycle (crouch)
     knee_growth_deg: float = 0.0
     neck_deg: float = 12.0  # forward inclination of the neck from the trunk line
+    neck_growth_deg: float = 0.0
     arm_swing_deg: float = 18.0
     hip_extension_loss_deg: float = 0.0  # on `affected_leg` only (0 left, 1 right)
     step_asymmetry: float = 0.0  # fraction of a half cycle the affected leg's step is shortened
@@ -138,7 +139,7 @@ def simulate_body(spec: WalkSpec) -> dict[str, np.ndarray]:
         keypoints[:, JOINT_INDEX[f"{side}_elbow"]] = elbow
         keypoints[:, JOINT_INDEX[f"{side}_wrist"]] = elbow + FOREARM * h * np.stack([np.sin(fore), -np.cos(fore)], -1)
 
-    neck = trunk + np.deg2rad(spec.neck_deg)
+    neck = trunk + np.deg2rad(spec.neck_deg + spec.neck_growth_deg * progress)
     ear_centre = shoulder_centre + NECK * h * np.stack([np.sin(neck), np.cos(neck)], -1)
     pitch = neck - np.deg2rad(10.0)  # face direction tilts down as the neck inclines
     nose = ear_centre + FACE * h * np.stack([np.cos(pitch), -np.sin(pitch)], -1)
