@@ -17,7 +17,41 @@ from asd_jax.base.errors import ConfigError
 from asd_jax.base.skeleton import BONES, NUM_JOINTS
 
 DATA_AXIS = "data"  # the mesh / pmap axis that data-parallel collectives (e.g. sync BatchNorm) use
-NUM_FEATURES = 5  # per joint and frame: x, y, vx, vy, score
+NUM_FEATURES = 5  # per joint and frame of the "joints" input: x, y, vx, vy, score
+
+# Input representations a keypoint model can be given (`config.model.inputs`, comma-separated):
+# per joint, "joints" (x, y, frame-to-frame velocity, score), "bones" (vector from the parent
+# joint) and "motion" (displacement over MOTION_LAG frames); per frame, "angles" (the clinical
+# segment angles of SEGMENTS and their change over MOTION_LAG frames).
+JOINT_INPUTS = {"joints": NUM_FEATURES, "bones": 2, "motion": 2}
+FRAME_INPUTS = {"angles": 0}  # filled below: 2 per segment
+MOTION_LAG = 4  # frames (~0.13 s at 30 fps): a second, coarser time scale of motion
+# COCO-17 parents, rooted at the hips (each hip is the other's parent).
+BONE_PARENTS = (5, 0, 0, 1, 2, 11, 12, 5, 6, 7, 8, 12, 11, 11, 12, 13, 14)
+# (name, lower joints, upper joints, hanging): a segment's angle from the vertical, positive
+# forward; upward segments from the upward vertical, hanging ones from the downward vertical.
+SEGMENTS: tuple[tuple[str, tuple[int, ...], tuple[int, ...], bool], ...] = (
+    ("trunk", (11, 12), (5, 6), False),
+    ("head", (5, 6), (3, 4), False),
+    ("left_thigh", (11,), (13,), True),
+    ("right_thigh", (12,), (14,), True),
+    ("left_shank", (13,), (15,), True),
+    ("right_shank", (14,), (16,), True),
+    ("left_upper_arm", (5,), (7,), True),
+    ("right_upper_arm", (6,), (8,), True),
+)
+FRAME_INPUTS["angles"] = 2 * len(SEGMENTS)
+
+
+def input_channels(inputs: str) -> tuple[int, int]:
+    """(channels per joint, channels per frame) of an `inputs` spec; unknown names are a ConfigError."""
+    names = [n.strip() for n in inputs.split(",") if n.strip()]
+    unknown = sorted(set(names) - set(JOINT_INPUTS) - set(FRAME_INPUTS))
+    if unknown or "joints" not in names:
+        raise ConfigError(
+            f"model.inputs={inputs!r}: expected 'joints' plus any of {sorted(set(JOINT_INPUTS) | set(FRAME_INPUTS) - {'joints'})}"
+        )
+    return sum(JOINT_INPUTS[n] for n in names if n in JOINT_INPUTS), sum(FRAME_INPUTS[n] for n in names if n in FRAME_INPUTS)
 PRIOR_EPS = 1e-3  # log(prior + PRIOR_EPS) is the attention bias of the clinical prior
 MASKED = -1e9  # attention bias of a padded token
 

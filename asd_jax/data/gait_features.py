@@ -72,3 +72,132 @@ def summary_features(pose: np.ndarray, fps: float, target_fps: float = 30.0) -> 
     rows.append(_summary(*_inclination(pose, ("left_hip", "right_hip"), ("left_shoulder", "right_shoulder"))))
     rows.append(_summary(*_inclination(pose, ("left_shoulder", "right_shoulder"), ("left_ear", "right_ear"))))
     return np.asarray(rows, np.float32).reshape(-1)
+
+
+# ---------------------------------------------------------------------------------------------
+# The clinical set: what a gait lab reports, per clip, for the `features` baseline.
+
+def _series(pose: np.ndarray, upper: tuple[str, ...], lower: tuple[str, ...], *, hanging: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """Per-frame angle (degrees, positive forward) of the segment lower -> upper (centres of the
+    named joints) from the upward vertical, or from the downward vertical for a hanging segment."""
+    lo, hi = pose[:, [JOINT_INDEX[j] for j in lower]], pose[:, [JOINT_INDEX[j] for j in upper]]
+    vector = hi[:, :, :2].mean(1) - lo[:, :, :2].mean(1)
+    present = (lo[..., 2] >= MIN_SCORE).all(-1) & (hi[..., 2] >= MIN_SCORE).all(-1)
+    if hanging:
+        return np.degrees(np.arctan2(vector[:, 0], -vector[:, 1])), present
+    return np.degrees(np.arctan2(vector[:, 0], vector[:, 1])), present
+
+
+def _drift(values: np.ndarray, present: np.ndarray, fps: float) -> tuple[float, float]:
+    """(last third - first third of the present frames, linear slope per second); 0 without data."""
+    frames = np.flatnonzero(present & np.isfinite(values))
+    if len(frames) < 6:
+        return 0.0, 0.0
+    third = len(frames) // 3
+    change = float(values[frames[-third:]].mean() - values[frames[:third]].mean())
+    slope = float(np.polyfit(frames / fps, values[frames], 1)[0])
+    return change, slope
+
+
+def _pair(left: float, right: float) -> list[float]:
+    """A bilateral measure as (worse-or-lower side, other side, |difference|): independent of which
+    side faces the camera."""
+    values = [v for v in (left, right) if np.isfinite(v)]
+    if not values:
+        return [0.0, 0.0, 0.0]
+    low, high = min(values), max(values)
+    return [low, high, high - low]
+
+
+def _leg_cycles(hip: np.ndarray, knee: np.ndarray, present: np.ndarray, strikes: np.ndarray) -> dict[str, float]:
+    """Per gait cycle of one leg (heel strike to heel strike): peak hip extension, hip range, peak
+    knee flexion; medians over the cycles (NaN without a whole cycle)."""
+    cycles = [(a, b) for a, b in zip(strikes[:-1], strikes[1:], strict=True) if present[a:b].mean() > 0.5]
+    if not cycles:
+        return {"hip_extension": np.nan, "hip_range": np.nan, "knee_peak": np.nan}
+    hip_ext, hip_range, knee_peak = [], [], []
+    for a, b in cycles:
+        seen = present[a:b]
+        h, k = hip[a:b][seen], knee[a:b][seen]
+        hip_ext.append(-h.min())
+        hip_range.append(h.max() - h.min())
+        knee_peak.append(k.max())
+    return {"hip_extension": float(np.median(hip_ext)), "hip_range": float(np.median(hip_range)), "knee_peak": float(np.median(knee_peak))}
+
+
+def _steps(pose: np.ndarray, strikes: dict[str, np.ndarray]) -> dict[str, float]:
+    """Step length (ankle-to-ankle distance at heel strike, torso units) per leg, and its decay."""
+    gap = np.abs(pose[:, JOINT_INDEX["left_ankle"], 0] - pose[:, JOINT_INDEX["right_ankle"], 0])
+    seen = (pose[:, [JOINT_INDEX["left_ankle"], JOINT_INDEX["right_ankle"]], 2] >= MIN_SCORE).all(-1)
+    per_leg = {side: gap[f][seen[f]] for side, f in strikes.items()}
+    ordered = gap[np.sort(np.concatenate(list(strikes.values())))] if any(len(f) for f in strikes.values()) else np.zeros(0)
+    half = len(ordered) // 2
+    decay = float((ordered[:half].mean() - ordered[half:].mean()) / max(ordered[:half].mean(), 1e-6)) if half else 0.0
+    lengths = {side: float(v.mean()) if len(v) else np.nan for side, v in per_leg.items()}
+    return {"left": lengths["left"], "right": lengths["right"], "decay": decay}
+
+
+CLINICAL_FEATURE_NAMES: tuple[str, ...] = (
+    "cadence", "stride_time", "stance_swing_ratio",
+    *(f"trunk_{s}" for s in ("mean", "std", "p10", "p90", "change", "slope")),
+    *(f"head_{s}" for s in ("mean", "std", "p10", "p90", "change", "slope")),
+    *(f"{m}_{side}" for m in ("hip_extension", "hip_range", "knee_peak", "knee_mean", "arm_swing", "step_length")
+      for side in ("low", "high", "diff")),
+    "step_decay", "knee_change", "visible_joints",
+)
+
+
+def clinical_features(pose: np.ndarray, fps: float, target_fps: float = 30.0) -> np.ndarray:
+    """The clinical feature vector (CLINICAL_FEATURE_NAMES) of one clip; NaN where a measure has
+    no data (the classifier's imputer fills it)."""
+    from asd_jax.data.gait_params import gait_parameters, heel_strikes
+
+    raw = transforms.resample_fps(np.asarray(pose, np.float32), fps, target_fps)
+    gait = gait_parameters(raw, target_fps)
+    pose = transforms.normalize_pose(raw)
+    strikes = heel_strikes(pose, target_fps)
+    values = [gait["cadence_steps_per_min"], gait["stride_time_s"], gait["stance_swing_ratio"]]
+    for upper, lower in ((("left_shoulder", "right_shoulder"), ("left_hip", "right_hip")),
+                         (("left_ear", "right_ear"), ("left_shoulder", "right_shoulder"))):
+        angle, present = _series(pose, upper, lower)
+        values += _summary(angle, present) + list(_drift(angle, present, target_fps))
+    legs, knees_mean, arms, knee_changes = {}, {}, {}, []
+    trunk, trunk_present = _series(pose, ("left_shoulder", "right_shoulder"), ("left_hip", "right_hip"))
+    for side in ("left", "right"):
+        hip, hip_seen = _series(pose, (f"{side}_knee",), (f"{side}_hip",), hanging=True)
+        _, knee_angle_present = _angle(pose, f"{side}_hip", f"{side}_knee", f"{side}_ankle")
+        knee = 180.0 - _angle(pose, f"{side}_hip", f"{side}_knee", f"{side}_ankle")[0]
+        seen = hip_seen & knee_angle_present
+        legs[side] = _leg_cycles(hip, knee, seen, strikes[side])
+        knees_mean[side] = float(knee[seen].mean()) if seen.any() else np.nan
+        knee_changes.append(_drift(knee, seen, target_fps)[0])
+        arm, arm_seen = _series(pose, (f"{side}_elbow",), (f"{side}_shoulder",), hanging=True)
+        arm_seen &= trunk_present
+        relative = (arm - trunk)[arm_seen]
+        arms[side] = float(np.percentile(relative, 95) - np.percentile(relative, 5)) / 2 if len(relative) > 5 else np.nan
+    steps = _steps(pose, strikes)
+    for measure in ("hip_extension", "hip_range", "knee_peak"):
+        values += _pair(legs["left"][measure], legs["right"][measure])
+    values += _pair(knees_mean["left"], knees_mean["right"])
+    values += _pair(arms["left"], arms["right"])
+    values += _pair(steps["left"], steps["right"])
+    values += [steps["decay"], float(np.mean(knee_changes)), float((pose[..., 2] >= MIN_SCORE).mean())]
+    return np.asarray(values, np.float32)
+
+
+class FeatureCache:
+    """Clinical features of a table's clips, computed once per clip on first use."""
+
+    def __init__(self, source, table, target_fps: float):
+        self.source, self.table, self.target_fps = source, table, target_fps
+        self._by_row: dict[int, np.ndarray] = {}
+
+    def matrix(self, rows: np.ndarray) -> np.ndarray:
+        """[len(rows), len(CLINICAL_FEATURE_NAMES)] features of the table rows `rows`."""
+        from tqdm import tqdm
+
+        missing = [int(r) for r in rows if int(r) not in self._by_row]
+        for row in tqdm(missing, desc="gait features", leave=False, disable=len(missing) < 50):
+            record = self.source[int(self.table.record[row])]
+            self._by_row[row] = clinical_features(record["pose"], float(record["fps"]), self.target_fps)
+        return np.stack([self._by_row[int(r)] for r in rows]) if len(rows) else np.zeros((0, len(CLINICAL_FEATURE_NAMES)), np.float32)

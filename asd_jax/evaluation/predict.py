@@ -13,8 +13,10 @@ import jax
 import ml_collections
 import numpy as np
 
+from asd_jax.base.errors import ConfigError
 from asd_jax.data import input_pipeline
 from asd_jax.evaluation import aggregate, metrics
+from asd_jax.models.features import clip_log_probs
 
 LEVELS = ("clip", "patient")
 
@@ -40,13 +42,35 @@ def predict_windows(dp, state, batches) -> dict[str, np.ndarray]:
     return {key: np.concatenate(values) for key, values in outputs.items()}
 
 
-def evaluate_rows(config: ml_collections.ConfigDict, dp, state, fold, rows: np.ndarray) -> EvalResult:
-    """Evaluates the clips `rows` of `fold.table` with the given state."""
+class WindowScorer:
+    """A JAX model's per-window outputs: every evaluation window of the clips, once."""
+
+    def __init__(self, config: ml_collections.ConfigDict, dp, state):
+        self.config, self.dp, self.state = config, dp, state
+
+    def windows(self, fold, rows: np.ndarray) -> dict[str, np.ndarray]:
+        batches = input_pipeline.eval_batches(
+            fold.source, fold.table, rows, self.config.data, process_index=jax.process_index(), process_count=jax.process_count()
+        )
+        return predict_windows(self.dp, self.state, batches)
+
+
+class FeatureScorer:
+    """The `features` baseline: one "window" per clip, its log-probabilities as logits."""
+
+    def __init__(self, estimator, features, num_classes: int):
+        self.estimator, self.features, self.num_classes = estimator, features, num_classes
+
+    def windows(self, fold, rows: np.ndarray) -> dict[str, np.ndarray]:
+        rows = np.asarray(rows)
+        logits = clip_log_probs(self.estimator, self.features.matrix(rows), self.num_classes)
+        return {"logits": logits.astype(np.float32), "clip_index": rows.astype(np.int32)}
+
+
+def evaluate_rows(scorer, fold, rows: np.ndarray) -> EvalResult:
+    """Evaluates the clips `rows` of `fold.table` with a scorer (WindowScorer or FeatureScorer)."""
     table = fold.table
-    batches = input_pipeline.eval_batches(
-        fold.source, table, rows, config.data, process_index=jax.process_index(), process_count=jax.process_count()
-    )
-    windows = predict_windows(dp, state, batches)
+    windows = scorer.windows(fold, rows)
     rows = np.asarray(rows)
     clips = aggregate.clips_from_windows(windows["logits"], windows["clip_index"], rows, table.clip_id, table.label)
     patients = aggregate.patients_from_clips(clips, table.patient_id[rows])
@@ -71,16 +95,16 @@ def selection_score(result: EvalResult, name: str) -> float:
     """The validation number that picks the checkpoint; NaN (e.g. AUC with a class missing) ranks last."""
     scores = headline(result)
     if name not in scores:
-        raise ValueError(f"train.select_metric={name!r}: expected one of {sorted(scores)}")
+        raise ConfigError(f"train.select_metric={name!r}: expected one of {sorted(scores)}")
     value = scores[name]
     return value if np.isfinite(value) else -np.inf
 
 
 def validator(config: ml_collections.ConfigDict, fold):
-    """The train loop's `validate` callback: the fold's validation patients, scored by `train.select_metric`."""
+    """Scores a scorer on the fold's validation patients: (scalars to log, `train.select_metric`)."""
 
-    def validate(dp, state) -> tuple[dict[str, float], float]:
-        result = evaluate_rows(config, dp, state, fold, fold.split.val)
+    def validate(scorer) -> tuple[dict[str, float], float]:
+        result = evaluate_rows(scorer, fold, fold.split.val)
         scalars = {f"val_{k}": v for k, v in headline(result).items()}
         return scalars, selection_score(result, config.train.select_metric)
 

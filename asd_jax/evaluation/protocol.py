@@ -15,11 +15,37 @@ import ml_collections
 import numpy as np
 
 from asd_jax.data import folds, gait_params
+from asd_jax.data.gait_features import FeatureCache
 from asd_jax.evaluation import predict, report
-from asd_jax.training import checkpointing, loop, setup
+from asd_jax.training import checkpointing, fit_features, loop, setup
 from asd_jax.training.metric_writer import MetricWriter
 
 REPORT_DIR, EXTERNAL_REPORT_DIR = "report", "report_external"
+FEATURES = "features"  # the scikit-learn baseline; every other model.name is a JAX model
+
+
+def fit_fold(config: ml_collections.ConfigDict, workdir: Path, fold: folds.FoldData, writer: MetricWriter):
+    """Trains (or resumes) the fold's model, selected on its validation patients; returns a scorer
+    of the selected model and the selected step (a candidate's index for `features`)."""
+    validate = predict.validator(config, fold)
+    if config.model.name == FEATURES:
+        cache = FeatureCache(fold.source, fold.table, config.data.fps)
+        scorer = lambda estimator: predict.FeatureScorer(estimator, cache, len(fold.class_names))  # noqa: E731
+        fitted = fit_features.fit(config, workdir, fold, cache, lambda estimator: validate(scorer(estimator)), writer)
+        return scorer(fitted.estimator), fitted.selected_step
+    fitted = loop.fit(config, workdir, fold, lambda dp, state: validate(predict.WindowScorer(config, dp, state)), writer)
+    return predict.WindowScorer(config, fitted.dp, fitted.state), fitted.selected_step
+
+
+def restore_scorer(config: ml_collections.ConfigDict, workdir: Path, fold: folds.FoldData, target: folds.FoldData | None = None):
+    """A finished run's selected model as a scorer of `target`'s clips (default: its own fold's)."""
+    target = target or fold
+    if config.model.name == FEATURES:
+        fitted = fit_features.restore(workdir)
+        cache = FeatureCache(target.source, target.table, config.data.fps)
+        return predict.FeatureScorer(fitted.estimator, cache, len(fold.class_names)), fitted.selected_step
+    dp, state, step = setup.restore_selected(config, workdir, fold)
+    return predict.WindowScorer(config, dp, state), step
 
 
 def write_fold_report(report_dir: Path, fold: folds.FoldData, result: predict.EvalResult, *, selected_step: int, seed: int = 0) -> dict[str, Any]:
@@ -42,9 +68,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path) -
     fold = folds.prepare_fold(config, workdir)
     writer = MetricWriter(workdir)
     try:
-        fitted = loop.fit(config, workdir, fold, predict.validator(config, fold), writer)
-        result = predict.evaluate_rows(config, fitted.dp, fitted.state, fold, fold.split.test)
-        payload = write_fold_report(workdir / REPORT_DIR, fold, result, selected_step=fitted.selected_step, seed=config.seed)
+        scorer, selected_step = fit_fold(config, workdir, fold, writer)
+        result = predict.evaluate_rows(scorer, fold, fold.split.test)
+        payload = write_fold_report(workdir / REPORT_DIR, fold, result, selected_step=selected_step, seed=config.seed)
         writer.write(config.train.num_steps, {f"test_{k}": v for k, v in predict.headline(result).items()})
     finally:
         writer.close()
@@ -64,11 +90,11 @@ def evaluate_run(config: ml_collections.ConfigDict, workdir: Path) -> dict[str, 
     trained = checkpointing.load_run_config(workdir)
     if not is_external(config, trained):
         fold = folds.prepare_fold(config, workdir)
-        dp, state, step = setup.restore_selected(config, workdir, fold)
-        result = predict.evaluate_rows(config, dp, state, fold, fold.split.test)
+        scorer, step = restore_scorer(config, workdir, fold)
+        result = predict.evaluate_rows(scorer, fold, fold.split.test)
         return write_fold_report(workdir / REPORT_DIR, fold, result, selected_step=step, seed=config.seed)
     fold = folds.prepare_fold(trained, workdir)
-    dp, state, step = setup.restore_selected(trained, workdir, fold)
     external = folds.external_fold(config.data, fold.class_names)
-    result = predict.evaluate_rows(config, dp, state, external, np.asarray(external.split.test))
+    scorer, step = restore_scorer(trained, workdir, fold, external)  # windows as the run was trained
+    result = predict.evaluate_rows(scorer, external, np.asarray(external.split.test))
     return write_fold_report(workdir / EXTERNAL_REPORT_DIR, external, result, selected_step=step, seed=config.seed)

@@ -6,18 +6,21 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
-from asd_jax.base.architecture import NUM_FEATURES
+from asd_jax.base.architecture import input_channels
 from asd_jax.base.skeleton import NUM_JOINTS
-from asd_jax.models.inputs import joint_features
+from asd_jax.models.inputs import model_inputs
 from asd_jax.models.layers import ExampleDropout
 from asd_jax.models.output import ModelOutput
 
 
 class TemporalCNN(nnx.Module):
-    def __init__(self, *, num_classes: int, dim: int, depth: int, kernel: int, dropout: float, dtype, rngs: nnx.Rngs):
+    def __init__(
+        self, *, num_classes: int, dim: int, depth: int, kernel: int, dropout: float, inputs: str = "joints", dtype, rngs: nnx.Rngs
+    ):
         conv = lambda i, o, stride: nnx.Conv(i, o, (kernel,), strides=(stride,), dtype=dtype, param_dtype=jnp.float32, rngs=rngs)  # noqa: E731
-        self.dtype = dtype
-        self.stem = conv(NUM_JOINTS * NUM_FEATURES, dim, 1)
+        self.dtype, self.inputs = dtype, inputs
+        per_joint, per_frame = input_channels(inputs)
+        self.stem = conv(NUM_JOINTS * per_joint + per_frame, dim, 1)
         self.convs = nnx.List([conv(dim, dim, 2 if i % 2 else 1) for i in range(depth)])
         self.norms = nnx.List([nnx.LayerNorm(dim, dtype=dtype, param_dtype=jnp.float32, rngs=rngs) for _ in range(depth)])
         self.drops = nnx.List([ExampleDropout(dropout, i) for i in range(depth)])
@@ -25,8 +28,7 @@ class TemporalCNN(nnx.Module):
 
     def __call__(self, pose: jax.Array, prior: jax.Array, *, dropout_keys: jax.Array | None = None) -> ModelOutput:
         del prior  # the baseline sees no clinical knowledge
-        features = joint_features(pose.astype(jnp.float32)).astype(self.dtype)
-        x = self.stem(features.reshape(*features.shape[:2], -1))  # [B, T, D]
+        x = self.stem(model_inputs(pose.astype(jnp.float32), self.inputs).astype(self.dtype))  # [B, T, D]
         for conv, norm, drop in zip(self.convs, self.norms, self.drops):
             y = drop(jax.nn.gelu(conv(norm(x))), dropout_keys)
             x = y + (x if y.shape == x.shape else x[:, :: x.shape[1] // y.shape[1]][:, : y.shape[1]])

@@ -15,11 +15,14 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
-from asd_jax.base.architecture import NUM_FEATURES, PRIOR_EPS, sinusoidal_positions
+from asd_jax.base.architecture import PRIOR_EPS, input_channels, sinusoidal_positions
+from asd_jax.base.errors import ConfigError
 from asd_jax.base.skeleton import NUM_JOINTS, NUM_REGIONS, region_membership
-from asd_jax.models.inputs import joint_features
+from asd_jax.models.inputs import joint_inputs, model_inputs
 from asd_jax.models.layers import Block, ExampleDropout
 from asd_jax.models.output import ModelOutput
+
+ENCODERS = ("patch", "conv")  # pose tokens: one linear map of each patch, or a temporal conv then patching
 
 
 class CrossAttnModel(nnx.Module):
@@ -36,15 +39,28 @@ class CrossAttnModel(nnx.Module):
         use_prior: bool,
         cross_attention: bool,
         align_weight: float,
+        inputs: str = "joints",
+        encoder: str = "patch",
+        kernel: int = 9,
         dtype=jnp.float32,
         rngs: nnx.Rngs,
     ):
-        self.patch, self.dim = patch, dim
+        if encoder not in ENCODERS:
+            raise ConfigError(f"model.encoder={encoder!r}: expected one of {ENCODERS}")
+        self.patch, self.dim, self.inputs, self.encoder = patch, dim, inputs, encoder
         self.use_prior, self.cross_attention, self.align_weight = use_prior, cross_attention, align_weight
         self.dtype = dtype
         linear = lambda i, o: nnx.Linear(i, o, dtype=dtype, param_dtype=jnp.float32, rngs=rngs)  # noqa: E731
-        self.pose_embed = linear(patch * NUM_JOINTS * NUM_FEATURES, dim)
-        self.joint_embed = linear(NUM_FEATURES, dim)
+        per_joint, per_frame = input_channels(inputs)
+        frame_channels = NUM_JOINTS * per_joint + per_frame
+        if encoder == "patch":
+            self.pose_embed = linear(patch * frame_channels, dim)
+        else:
+            conv = lambda i, o, k, s: nnx.Conv(i, o, (k,), strides=(s,), dtype=dtype, param_dtype=jnp.float32, rngs=rngs)  # noqa: E731
+            self.pose_stem = conv(frame_channels, dim, kernel, 1)
+            self.pose_norm = nnx.LayerNorm(dim, dtype=dtype, param_dtype=jnp.float32, rngs=rngs)
+            self.pose_embed = conv(dim, dim, patch, patch)
+        self.joint_embed = linear(per_joint, dim)
         self.joint_position = nnx.Param(0.02 * jax.random.normal(rngs.params(), (NUM_JOINTS, dim)))
         self.region_embedding = nnx.Param(0.02 * jax.random.normal(rngs.params(), (NUM_REGIONS, dim)))
         self.fusion = nnx.List(
@@ -63,10 +79,16 @@ class CrossAttnModel(nnx.Module):
         if frames % self.patch:
             raise ValueError(f"window of {frames} frames is not a multiple of model.patch={self.patch}")
         num_patches = frames // self.patch
-        features = joint_features(pose.astype(jnp.float32)).astype(self.dtype)  # [B, T, J, F]
-        patched = features.reshape(batch, num_patches, self.patch, NUM_JOINTS, NUM_FEATURES)
+        pose = pose.astype(jnp.float32)
+        frame = model_inputs(pose, self.inputs).astype(self.dtype)  # [B, T, C]
         time_codes = jnp.asarray(sinusoidal_positions(num_patches, self.dim), self.dtype)
-        pose_tokens = self.pose_embed(patched.reshape(batch, num_patches, -1)) + time_codes
+        if self.encoder == "patch":
+            pose_tokens = self.pose_embed(frame.reshape(batch, num_patches, -1))
+        else:  # a temporal convolution sees the motion around each frame before patching
+            pose_tokens = self.pose_embed(self.pose_norm(jax.nn.gelu(self.pose_stem(frame))))
+        pose_tokens = pose_tokens + time_codes
+        per_joint = joint_inputs(pose, self.inputs).astype(self.dtype)  # [B, T, J, F]
+        patched = per_joint.reshape(batch, num_patches, self.patch, NUM_JOINTS, per_joint.shape[-1])
         joints = self.joint_embed(patched).mean(axis=2) + self.joint_position[...].astype(self.dtype)  # [B, T', J, D]
         membership = region_membership()
         pool = jnp.asarray(membership / membership.sum(1, keepdims=True), self.dtype)  # [R, J]

@@ -39,8 +39,9 @@ def chosen_rows(config: ml_collections.ConfigDict, fold) -> np.ndarray:
 def explain(config: ml_collections.ConfigDict, workdir: Path) -> dict[str, Any]:
     fold = folds.prepare_fold(config, workdir)
     dp, state, step = setup.restore_selected(config, workdir, fold)
+    scorer = predict.WindowScorer(config, dp, state)
     table, out_dir = fold.table, workdir / "report" / "explain"
-    result = predict.evaluate_rows(config, dp, state, fold, fold.split.test)
+    result = predict.evaluate_rows(scorer, fold, fold.split.test)
     if not result.clip_attention:
         raise ConfigError(f"model {config.model.name!r} returns no attention maps to explain")
     clips = {}

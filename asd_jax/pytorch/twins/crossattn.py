@@ -6,19 +6,28 @@ import numpy as np
 import torch
 from torch import nn
 
-from asd_jax.base.architecture import NUM_FEATURES, PRIOR_EPS
+from asd_jax.base.architecture import PRIOR_EPS, input_channels
 from asd_jax.base.skeleton import NUM_JOINTS, NUM_REGIONS, region_membership
-from asd_jax.pytorch.twins.layers import LAYER_NORM_EPS, Block, joint_features, positions
+from asd_jax.pytorch.twins.layers import LAYER_NORM_EPS, Block, conv_time, gelu, joint_inputs, model_inputs, positions
 
 
 class CrossAttnTwin(nn.Module):
     def __init__(self, *, num_classes: int, dim: int, num_heads: int, depth: int, patch: int, mlp_ratio: int,
-                 dropout: float, use_prior: bool, cross_attention: bool, align_weight: float = 0.0):
+                 dropout: float, use_prior: bool, cross_attention: bool, align_weight: float = 0.0,
+                 inputs: str = "joints", encoder: str = "patch", kernel: int = 9):
         super().__init__()
         del align_weight  # a training loss of the Flax model; inference does not use it
         self.patch, self.dim, self.use_prior, self.cross_attention = patch, dim, use_prior, cross_attention
-        self.pose_embed = nn.Linear(patch * NUM_JOINTS * NUM_FEATURES, dim)
-        self.joint_embed = nn.Linear(NUM_FEATURES, dim)
+        self.inputs, self.encoder = inputs, encoder
+        per_joint, per_frame = input_channels(inputs)
+        frame_channels = NUM_JOINTS * per_joint + per_frame
+        if encoder == "patch":
+            self.pose_embed = nn.Linear(patch * frame_channels, dim)
+        else:
+            self.pose_stem = nn.Conv1d(frame_channels, dim, kernel)
+            self.pose_norm = nn.LayerNorm(dim, eps=LAYER_NORM_EPS)
+            self.pose_embed = nn.Conv1d(dim, dim, patch, stride=patch)
+        self.joint_embed = nn.Linear(per_joint, dim)
         self.joint_position = nn.Parameter(torch.zeros(NUM_JOINTS, dim))
         self.region_embedding = nn.Parameter(torch.zeros(NUM_REGIONS, dim))
         self.fusion = nn.ModuleList([Block(dim, num_heads, mlp_ratio, dropout) for _ in range(depth)])
@@ -33,9 +42,15 @@ class CrossAttnTwin(nn.Module):
     def forward(self, pose: torch.Tensor, prior: torch.Tensor) -> torch.Tensor:
         batch, frames = pose.shape[:2]
         num_patches = frames // self.patch
-        patched = joint_features(pose).reshape(batch, num_patches, self.patch, NUM_JOINTS, NUM_FEATURES)
+        frame = model_inputs(pose, self.inputs)
         time_codes = positions(num_patches, self.dim)
-        x = self.token_dropout(self.pose_embed(patched.reshape(batch, num_patches, -1)) + time_codes)
+        if self.encoder == "patch":
+            x = self.pose_embed(frame.reshape(batch, num_patches, -1))
+        else:
+            x = conv_time(self.pose_embed, self.pose_norm(gelu(conv_time(self.pose_stem, frame))))
+        x = self.token_dropout(x + time_codes)
+        per_joint = joint_inputs(pose, self.inputs)
+        patched = per_joint.reshape(batch, num_patches, self.patch, NUM_JOINTS, per_joint.shape[-1])
         joints = self.joint_embed(patched).mean(dim=2) + self.joint_position
         regions = torch.einsum("rj,btjd->btrd", self.region_pool, joints) + self.region_embedding + time_codes[:, None]
         context = regions.reshape(batch, num_patches * NUM_REGIONS, self.dim)

@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from asd_jax.base.architecture import sinusoidal_positions
+from asd_jax.base.architecture import BONE_PARENTS, MOTION_LAG, SEGMENTS, sinusoidal_positions
 from asd_jax.base.skeleton import MIN_SCORE
 
 LAYER_NORM_EPS = 1e-6  # flax.nnx.LayerNorm's default
@@ -17,14 +17,51 @@ BATCH_NORM_EPS = 1e-5  # flax.nnx.BatchNorm's default
 BATCH_NORM_MOMENTUM = 0.01  # torch's convention for flax's momentum=0.99
 
 
+def _lagged(values: torch.Tensor, present: torch.Tensor, lag: int) -> torch.Tensor:
+    change = values[:, lag:] - values[:, :-lag]
+    both = present[:, lag:] & present[:, :-lag]
+    return torch.cat([torch.zeros_like(values[:, :lag]), torch.where(both, change, torch.zeros_like(change))], dim=1)
+
+
 def joint_features(pose: torch.Tensor) -> torch.Tensor:
     """asd_jax.models.inputs.joint_features in torch: position, velocity, confidence."""
     xy, score = pose[..., :2], pose[..., 2:3]
-    present = score >= MIN_SCORE
-    step = xy[:, 1:] - xy[:, :-1]
-    both = present[:, 1:] & present[:, :-1]
-    velocity = torch.cat([torch.zeros_like(xy[:, :1]), torch.where(both, step, torch.zeros_like(step))], dim=1)
-    return torch.cat([xy, velocity, score], dim=-1)
+    return torch.cat([xy, _lagged(xy, score >= MIN_SCORE, 1), score], dim=-1)
+
+
+def joint_inputs(pose: torch.Tensor, inputs: str) -> torch.Tensor:
+    """asd_jax.models.inputs.joint_inputs in torch."""
+    names = inputs.split(",")
+    xy, present = pose[..., :2], pose[..., 2:3] >= MIN_SCORE
+    parts = [joint_features(pose)]
+    if "bones" in names:
+        parent_xy, parent_present = xy[:, :, list(BONE_PARENTS)], present[:, :, list(BONE_PARENTS)]
+        offset = xy - parent_xy
+        parts.append(torch.where(present & parent_present, offset, torch.zeros_like(offset)))
+    if "motion" in names:
+        parts.append(_lagged(xy, present, MOTION_LAG))
+    return torch.cat(parts, dim=-1)
+
+
+def frame_inputs(pose: torch.Tensor, inputs: str) -> torch.Tensor:
+    """asd_jax.models.inputs.frame_inputs in torch."""
+    if "angles" not in inputs.split(","):
+        return pose.new_zeros(*pose.shape[:2], 0)
+    angles, seen = [], []
+    for _, lower, upper, hanging in SEGMENTS:
+        low, high = pose[:, :, list(lower)], pose[:, :, list(upper)]
+        vector = high[..., :2].mean(2) - low[..., :2].mean(2)
+        dy = -vector[..., 1] if hanging else vector[..., 1]
+        angles.append(torch.atan2(vector[..., 0], dy))
+        seen.append((low[..., 2] >= MIN_SCORE).all(-1) & (high[..., 2] >= MIN_SCORE).all(-1))
+    angle, present = torch.stack(angles, -1), torch.stack(seen, -1)
+    return torch.cat([torch.where(present, angle, torch.zeros_like(angle)), _lagged(angle, present, MOTION_LAG)], dim=-1)
+
+
+def model_inputs(pose: torch.Tensor, inputs: str) -> torch.Tensor:
+    """asd_jax.models.inputs.model_inputs in torch: [B, T, J * joint channels + frame channels]."""
+    joints = joint_inputs(pose, inputs)
+    return torch.cat([joints.reshape(*joints.shape[:2], -1), frame_inputs(pose, inputs)], dim=-1)
 
 
 def gelu(x: torch.Tensor) -> torch.Tensor:
