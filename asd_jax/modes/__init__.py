@@ -23,7 +23,9 @@ class Invocation:
 
     config: ml_collections.ConfigDict
     workdir: Path
-    weights: Path | None = None
+    weights: Path | None = None  # --mode=import
+    input: Path | None = None  # --mode=pose / predict: videos or a keypoint folder
+    out: Path | None = None  # --mode=pose / predict: where to write
 
 
 def _modes() -> dict[str, Callable[[Invocation], dict[str, Any] | None]]:
