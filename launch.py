@@ -28,7 +28,6 @@ _MODE = flags.DEFINE_enum("mode", "train", modes.MODES, "What to do.")
 _WEIGHTS = flags.DEFINE_string("weights", None, "--mode=import: a PyTorch state_dict (.pt) or .safetensors file.")
 _INPUT = flags.DEFINE_string("input", None, "--mode=pose / predict: a video, a folder of videos, or a keypoint folder.")
 _OUT = flags.DEFINE_string("out", None, "--mode=pose / predict: the folder to write.")
-flags.mark_flags_as_required(["config"])
 
 
 def default_workdir(config_arg: str) -> Path:
@@ -48,7 +47,8 @@ class _QuietLibraries(pylogging.Filter):
 def main(argv: list[str]) -> None:
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
-    workdir = Path(_WORKDIR.value) if _WORKDIR.value else default_workdir(flags.FLAGS["config"].config_filename)
+    config_file = flags.FLAGS["config"].config_filename
+    workdir = Path(_WORKDIR.value) if _WORKDIR.value else (default_workdir(config_file) if config_file else None)
     path = lambda value: Path(value) if value else None  # noqa: E731
     invocation = modes.Invocation(
         config=_CONFIG.value, workdir=workdir, weights=path(_WEIGHTS.value), input=path(_INPUT.value), out=path(_OUT.value)
