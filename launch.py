@@ -47,7 +47,7 @@ class _QuietLibraries(pylogging.Filter):
 def main(argv: list[str]) -> None:
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
-    config_file = flags.FLAGS["config"].config_filename
+    config_file = flags.FLAGS["config"].config_filename if _CONFIG.value is not None else None  # unset: pose, predict
     workdir = Path(_WORKDIR.value) if _WORKDIR.value else (default_workdir(config_file) if config_file else None)
     path = lambda value: Path(value) if value else None  # noqa: E731
     invocation = modes.Invocation(
