@@ -29,7 +29,7 @@ class Invocation:
 
 
 def _modes() -> dict[str, Callable[[Invocation], dict[str, Any] | None]]:
-    from asd_jax.modes import cv, evaluate, explain, export, import_weights, prepare, train
+    from asd_jax.modes import cv, evaluate, explain, export, import_weights, pose, prepare, train
 
     return {
         "train": train.run,
@@ -39,10 +39,11 @@ def _modes() -> dict[str, Callable[[Invocation], dict[str, Any] | None]]:
         "prepare": prepare.run,
         "export": export.run,
         "import": import_weights.run,
+        "pose": pose.run,
     }
 
 
-MODES = ("train", "eval", "cv", "explain", "prepare", "export", "import")
+MODES = ("train", "eval", "cv", "explain", "prepare", "export", "import", "pose")
 
 __all__ = ["MODES", "Invocation", "UserError", "run"]
 
