@@ -63,14 +63,32 @@ def find_videos(source: Path) -> list[Path]:
 
 
 @contextlib.contextmanager
+def _native_logs_silenced() -> Iterator[None]:
+    """Native libraries write straight to file descriptor 2: MediaPipe ~50 INFO/WARNING lines
+    (model loading, LiteRT set-up) when a landmarker is created, first run or closed, FFmpeg its
+    view of a file it cannot open. They would bury the progress bar and the one error line; errors
+    still arrive, as Python exceptions."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "w") as devnull:
+            os.dup2(devnull.fileno(), 2)
+            yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
+@contextlib.contextmanager
 def _opened(path: Path) -> Iterator[cv2.VideoCapture]:
     """A capture of `path` with a frame rate, or a `UserDataError` saying why not."""
     if not path.is_file():
         raise UserDataError(path, "file not found")
-    capture = cv2.VideoCapture(str(path))
+    with _native_logs_silenced():  # FFmpeg's own complaint ("moov atom not found") would precede ours
+        capture = cv2.VideoCapture(str(path))
     try:
         if not capture.isOpened():
-            raise UserDataError(path, "cannot be opened as a video (unreadable file or unsupported format)")
+            raise UserDataError(path, "cannot be opened as a video (corrupt, unsupported format, or no frames)")
         fps = capture.get(cv2.CAP_PROP_FPS)
         if not np.isfinite(fps) or fps <= 0:
             raise UserDataError(path, "the video does not state its frame rate")
@@ -87,22 +105,6 @@ def probe(path: Path) -> int:
         if not capture.read()[0]:
             raise UserDataError(path, "no frame could be decoded (empty or corrupt video)")
     return max(count, 1)
-
-
-@contextlib.contextmanager
-def _native_logs_silenced() -> Iterator[None]:
-    """MediaPipe's C++ side prints ~50 INFO/WARNING lines (model loading, LiteRT set-up) straight
-    to file descriptor 2 when a landmarker is created, first run or closed; they would bury the
-    progress bar. Errors still arrive, as Python exceptions."""
-    sys.stderr.flush()
-    saved = os.dup(2)
-    try:
-        with open(os.devnull, "w") as devnull:
-            os.dup2(devnull.fileno(), 2)
-            yield
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)
 
 
 @contextlib.contextmanager
