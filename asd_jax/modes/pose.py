@@ -38,7 +38,7 @@ def run(invocation) -> None:
     try:
         from asd_jax.data import pose_folder, pose_model, video_pose
     except ImportError as err:
-        raise UserError(f"--mode=pose needs {err.name}, a video dependency: pip install -r requirements-video.txt") from None
+        raise UserError(f"--mode=pose needs {err.name or err}, a video dependency: pip install -r requirements-video.txt") from None
     videos = video_pose.find_videos(source)
     ids = pose_folder.clip_ids(videos, source)
     pose_folder.check_free(out)
