@@ -6,6 +6,7 @@ r"""Entry point: flags only, so that everything it runs can be imported and test
   python launch.py --config configs/crossattn.py --mode=explain   # attention maps of a trained run
   python launch.py --config configs/crossattn.py --mode=export    # PyTorch / safetensors / ONNX of a trained run
   python launch.py --config configs/crossattn.py --mode=import --weights model.pt --workdir runs/imported
+  python launch.py --mode=pose --input videos/ --out keypoints/   # walking videos -> keypoint folder
   python launch.py --config configs/crossattn.py:smoke --workdir /tmp/smoke
   python launch.py --config configs/crossattn.py --config.train.num_steps=3000
 """
@@ -26,7 +27,8 @@ _CONFIG = config_flags.DEFINE_config_file("config", None, "Config file, optional
 _WORKDIR = flags.DEFINE_string("workdir", None, "Run directory (default: runs/<config name>).")
 _MODE = flags.DEFINE_enum("mode", "train", modes.MODES, "What to do.")
 _WEIGHTS = flags.DEFINE_string("weights", None, "--mode=import: a PyTorch state_dict (.pt) or .safetensors file.")
-flags.mark_flags_as_required(["config"])
+_INPUT = flags.DEFINE_string("input", None, "--mode=pose / predict: a video, a folder of videos, or a keypoint folder.")
+_OUT = flags.DEFINE_string("out", None, "--mode=pose / predict: the folder to write.")
 
 
 def default_workdir(config_arg: str) -> Path:
@@ -46,9 +48,11 @@ class _QuietLibraries(pylogging.Filter):
 def main(argv: list[str]) -> None:
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
-    workdir = Path(_WORKDIR.value) if _WORKDIR.value else default_workdir(flags.FLAGS["config"].config_filename)
+    config_file = flags.FLAGS["config"].config_filename if _CONFIG.value is not None else None  # unset: pose, predict
+    workdir = Path(_WORKDIR.value) if _WORKDIR.value else (default_workdir(config_file) if config_file else None)
+    path = lambda value: Path(value) if value else None  # noqa: E731
     invocation = modes.Invocation(
-        config=_CONFIG.value, workdir=workdir, weights=Path(_WEIGHTS.value) if _WEIGHTS.value else None
+        config=_CONFIG.value, workdir=workdir, weights=path(_WEIGHTS.value), input=path(_INPUT.value), out=path(_OUT.value)
     )
     try:
         result = modes.run(_MODE.value, invocation)

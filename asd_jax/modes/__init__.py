@@ -21,13 +21,15 @@ from asd_jax.training import distributed
 class Invocation:
     """A mode's inputs: the config, the run directory, and the flags some modes take."""
 
-    config: ml_collections.ConfigDict
-    workdir: Path
-    weights: Path | None = None
+    config: ml_collections.ConfigDict | None  # None when no --config was given (pose, predict)
+    workdir: Path | None
+    weights: Path | None = None  # --mode=import
+    input: Path | None = None  # --mode=pose / predict: videos or a keypoint folder
+    out: Path | None = None  # --mode=pose / predict: where to write
 
 
 def _modes() -> dict[str, Callable[[Invocation], dict[str, Any] | None]]:
-    from asd_jax.modes import cv, evaluate, explain, export, import_weights, prepare, train
+    from asd_jax.modes import cv, evaluate, explain, export, import_weights, pose, prepare, train
 
     return {
         "train": train.run,
@@ -37,18 +39,25 @@ def _modes() -> dict[str, Callable[[Invocation], dict[str, Any] | None]]:
         "prepare": prepare.run,
         "export": export.run,
         "import": import_weights.run,
+        "pose": pose.run,
     }
 
 
-MODES = ("train", "eval", "cv", "explain", "prepare", "export", "import")
+MODES = ("train", "eval", "cv", "explain", "prepare", "export", "import", "pose")
 
 __all__ = ["MODES", "Invocation", "UserError", "run"]
 
 
+CONFIG_OPTIONAL = ("pose", "predict")  # modes that run without --config
+
+
 def run(mode: str, invocation: Invocation) -> dict[str, Any] | None:
     """Runs one mode (joining the distributed runtime first when the config asks for it)."""
-    distributed.maybe_initialize(invocation.config.train)  # before anything touches a JAX backend
     modes = _modes()
     if mode not in modes:
         raise UserError(f"unknown mode {mode!r}; expected one of {', '.join(modes)}")
+    if invocation.config is None and mode not in CONFIG_OPTIONAL:
+        raise UserError(f"--mode={mode} needs --config=configs/<model>.py")
+    if invocation.config is not None:
+        distributed.maybe_initialize(invocation.config.train)  # before anything touches a JAX backend
     return modes[mode](invocation)
