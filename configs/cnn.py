@@ -20,4 +20,5 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     config.model.depth = 2 if arg == "smoke" else 4
     config.model.kernel = 9
     config.model.dropout = 0.1
+    config.model.inputs = "joints"  # and any of bones, motion, angles (asd_jax/base/architecture.py)
     return config

@@ -41,6 +41,7 @@ def get_data_config() -> ml_collections.ConfigDict:
 
     data.window = 64  # Frames per training/evaluation window.
     data.eval_stride = 32  # Hop between evaluation windows covering a clip.
+    data.test_flip = False  # Also evaluate every window mirrored (left <-> right) and average the logits.
     data.fps = 30.0  # Clips at other frame rates are resampled to this.
     data.sampling = "over"  # Class balancing of training batches: 'over', 'under' or 'none'.
     data.batch_size = 64  # Global batch, split over all devices of all processes.
@@ -76,6 +77,9 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     config.model.use_prior = True  # Clinical prior as a log-bias on the cross-attention logits.
     config.model.cross_attention = True  # False: pose tokens self-attend only (ablation).
     config.model.align_weight = 0.1  # Weight of the attention-vs-prior alignment loss (0 = off).
+    config.model.inputs = "joints"  # and any of bones, motion, angles (asd_jax/base/architecture.py)
+    config.model.encoder = "patch"  # pose tokens: 'patch' (one linear map per patch) or 'conv' (temporal conv first)
+    config.model.kernel = 9  # frames of the 'conv' encoder's temporal convolution
 
     config.optim = ml_collections.ConfigDict()
     config.optim.learning_rate = 1e-3
@@ -84,6 +88,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     config.optim.grad_clip = 1.0
     config.optim.label_smoothing = 0.1
     config.optim.class_weights = ""  # '' (none), 'balanced', or comma-separated weights.
+    config.optim.ema_decay = 0.0  # Moving average of the weights that are evaluated and kept (0 = off).
 
     config.train = ml_collections.ConfigDict()
     config.train.num_steps = 1500

@@ -132,15 +132,18 @@ def train_iterator(
 
 
 def eval_windows(table: ClipTable, rows: np.ndarray, data: ml_collections.ConfigDict) -> np.ndarray:
-    """[N, 2] (row, start) of the windows covering every clip of `rows`, at the target fps."""
+    """[N, 3] (row, start, mirrored) of the windows covering every clip of `rows`, at the target fps;
+    with `data.test_flip`, each window also mirrored (left and right swapped), both counting
+    towards the clip's mean logits (test-time augmentation)."""
     windows = []
+    mirrors = (0, 1) if data.test_flip else (0,)
     for row in np.asarray(rows):
         frames = table.num_frames[row]
         if abs(table.fps[row] - data.fps) > 1e-6:
             frames = int(round((frames - 1) / table.fps[row] * data.fps)) + 1
         for start in transforms.eval_window_starts(int(frames), data.window, data.eval_stride):
-            windows.append((row, start))
-    return np.asarray(windows, np.int64).reshape(-1, 2)
+            windows.extend((row, start, mirrored) for mirrored in mirrors)
+    return np.asarray(windows, np.int64).reshape(-1, 3)
 
 
 def eval_batches(
@@ -166,11 +169,12 @@ def eval_batches(
         batch, offset = divmod(int(local_position), local)
         position = batch * global_batch + process_index * local + offset
         if position >= len(windows):
-            row, start, valid = int(windows[0, 0]), 0, False
+            row, start, mirrored, valid = int(windows[0, 0]), 0, 0, False
         else:
-            (row, start), valid = windows[position], True
+            (row, start, mirrored), valid = windows[position], True
         clip = load_clip(source, table, row, data.fps)
-        pose = transforms.normalize_pose(transforms.crop_window(clip["pose"], int(start), data.window))
+        pose = transforms.crop_window(clip["pose"], int(start), data.window)
+        pose = transforms.normalize_pose(transforms.flip_left_right(pose) if mirrored else pose)
         return {
             "pose": pose,
             "prior": clip["prior"],

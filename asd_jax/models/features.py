@@ -67,7 +67,7 @@ def build_estimator(candidate: Candidate, model_config, seed: int) -> Pipeline:
     else:
         estimator = HistGradientBoostingClassifier(
             learning_rate=model_config.learning_rate, max_iter=model_config.num_trees,
-            max_depth=settings["max_depth"] or None, class_weight="balanced", random_state=seed,
+            max_depth=settings["max_depth"] or None, min_samples_leaf=5, class_weight="balanced", random_state=seed,
         )
     return Pipeline([("impute", SimpleImputer(strategy="median", keep_empty_features=True)), ("classify", estimator)])
 

@@ -40,7 +40,7 @@ def restored_model(config: ml_collections.ConfigDict, workdir: Path) -> tuple[nn
     dp, state, step = setup.restore_selected(config, workdir, fold)
     host = dp.get_state(state)
     model = build_model(config, len(fold.class_names), nnx.Rngs(0))
-    nnx.update(model, host.params, host.model_state)
+    nnx.update(model, host.ema_params, host.model_state)  # the evaluated weights (the params when EMA is off)
     return model, fold, step
 
 

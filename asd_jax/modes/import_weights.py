@@ -52,8 +52,10 @@ def import_weights(config: ml_collections.ConfigDict, workdir: Path, weights: Pa
         host = dp.get_state(state)
         params, model_state = flat_state(host.params), flat_state(host.model_state)
         flat = convert.torch_to_flax(state_dict, {**params, **model_state}, what=f"{weights}")
+        imported = with_values(host.params, {p: flat[p] for p in params})
         host = host.replace(
-            params=with_values(host.params, {p: flat[p] for p in params}),
+            params=imported,
+            ema_params=imported,
             model_state=with_values(host.model_state, {p: flat[p] for p in model_state}),
         )
         train_iter = input_pipeline.train_iterator(

@@ -30,6 +30,7 @@ def create_state(config: ml_collections.ConfigDict, num_classes: int, optimizer:
     state = steps.TrainState(
         step=jnp.zeros((), jnp.int32),
         params=params,
+        ema_params=jax.tree.map(jnp.copy, params),
         model_state=model_state,
         opt_state=optimizer.init(params),
         rng=jax.random.PRNGKey(config.seed),
@@ -43,7 +44,9 @@ def build_parallel(config: ml_collections.ConfigDict, graphdef: Any, optimizer: 
     check_batch_divisible(config.data.eval_batch_size, "data.eval_batch_size")
     return make_data_parallel(
         config.train.parallel,
-        functools.partial(steps.train_step, graphdef=graphdef, optimizer=optimizer, loss_config=loss_config),
+        functools.partial(
+            steps.train_step, graphdef=graphdef, optimizer=optimizer, loss_config=loss_config, ema_decay=config.optim.ema_decay
+        ),
         functools.partial(steps.eval_step, graphdef=graphdef),
     )
 
