@@ -23,5 +23,6 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     config.model.dim = {"smoke": 8, "compact": 16}.get(arg, 32)  # channels of the first block; doubles twice
     config.model.depth = {"smoke": 2, "compact": 4}.get(arg, 6)
     config.model.dropout = 0.1
+    config.model.inputs = "joints"  # and any of bones, motion, angles (asd_jax/base/architecture.py)
     config.model.sync_batch_norm = True  # BatchNorm statistics over all devices while training
     return config

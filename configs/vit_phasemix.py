@@ -21,6 +21,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     config.model.depth = 1 if arg == "smoke" else 3
     config.model.mlp_ratio = 2
     config.model.dropout = 0.1
+    config.model.inputs = "joints"  # and any of bones, motion, angles (asd_jax/base/architecture.py)
     config.model.max_steps = 6  # steps (half cycles) per window; a 64-frame window holds ~3-4
     config.model.segment = 8  # frames each step is resampled to
     return config

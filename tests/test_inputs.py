@@ -32,8 +32,9 @@ def known_pose(frames: int = 12) -> np.ndarray:
 def test_channel_counts_follow_the_spec():
     assert input_channels("joints") == (NUM_FEATURES, 0)
     assert input_channels("joints,bones,motion,angles") == (NUM_FEATURES + 4, 2 * len(SEGMENTS))
-    with pytest.raises(ConfigError, match="model.inputs='bones'"):
-        input_channels("bones")
+    assert input_channels("angles") == (0, 2 * len(SEGMENTS))
+    with pytest.raises(ConfigError, match="model.inputs=''"):
+        input_channels("")
     with pytest.raises(ConfigError, match="model.inputs='joints,speed'"):
         input_channels("joints,speed")
 

@@ -63,3 +63,20 @@ def test_bootstrap_is_seeded_and_brackets_the_estimate():
     assert low <= accuracy(labels, probs) <= high and low < high
     grouped = metrics.bootstrap_ci(labels, probs, accuracy, groups=np.arange(60) // 6, seed=3, num_samples=300)
     assert grouped[0] <= accuracy(labels, probs) <= grouped[1]
+
+
+def test_bootstrap_draws_every_class_and_never_collapses_to_certainty():
+    """Stratified by class: no draw is skipped; with one patient in a class there is no CI at all."""
+    labels = np.array([0, 0, 0, 1, 1, 1, 2, 2, 2])
+    probs = np.eye(3)[[0, 1, 0, 1, 1, 2, 2, 2, 0]]
+    macro_f1 = metrics.METRIC_FUNCTIONS["macro_f1"]
+    low, high = metrics.bootstrap_ci(labels, probs, macro_f1, num_samples=200)
+    assert 0.0 < low < high < 1.0  # a real interval around an imperfect classifier
+    two_patients = metrics.bootstrap_ci(np.array([0, 1]), np.eye(2), macro_f1, num_samples=50)
+    assert np.isnan(two_patients).all()  # not [1.0, 1.0]
+
+
+def test_small_test_sets_are_flagged_per_class():
+    labels = np.array([0] * 6 + [1])
+    warnings = metrics.small_sample_warnings(labels, np.arange(7), ("ASD", "DHS"))
+    assert warnings == [f"DHS: 1 test patient(s), fewer than {metrics.MIN_PATIENTS_TO_TRUST}: its numbers are anecdotal; no confidence interval"]

@@ -43,14 +43,18 @@ SEGMENTS: tuple[tuple[str, tuple[int, ...], tuple[int, ...], bool], ...] = (
 FRAME_INPUTS["angles"] = 2 * len(SEGMENTS)
 
 
+def region_inputs(inputs: str) -> str:
+    """The per-joint part of `inputs`, always with "joints": what crossattn's region tokens pool."""
+    names = [n.strip() for n in inputs.split(",") if n.strip()]
+    return ",".join(["joints"] + [n for n in names if n in JOINT_INPUTS and n != "joints"])
+
+
 def input_channels(inputs: str) -> tuple[int, int]:
     """(channels per joint, channels per frame) of an `inputs` spec; unknown names are a ConfigError."""
     names = [n.strip() for n in inputs.split(",") if n.strip()]
     unknown = sorted(set(names) - set(JOINT_INPUTS) - set(FRAME_INPUTS))
-    if unknown or "joints" not in names:
-        raise ConfigError(
-            f"model.inputs={inputs!r}: expected 'joints' plus any of {sorted(set(JOINT_INPUTS) | set(FRAME_INPUTS) - {'joints'})}"
-        )
+    if unknown or not names:
+        raise ConfigError(f"model.inputs={inputs!r}: expected a comma-separated subset of {[*JOINT_INPUTS, *FRAME_INPUTS]}")
     return sum(JOINT_INPUTS[n] for n in names if n in JOINT_INPUTS), sum(FRAME_INPUTS[n] for n in names if n in FRAME_INPUTS)
 PRIOR_EPS = 1e-3  # log(prior + PRIOR_EPS) is the attention bias of the clinical prior
 MASKED = -1e9  # attention bias of a padded token

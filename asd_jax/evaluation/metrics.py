@@ -10,6 +10,8 @@ import numpy as np
 from sklearn import metrics as skm
 
 HEADLINE = ("accuracy", "balanced_accuracy", "macro_f1", "auc")
+MIN_PATIENTS_FOR_CI = 2  # per class: with one, a patient bootstrap has nothing to resample
+MIN_PATIENTS_TO_TRUST = 5  # per class: below it, a report warns that its numbers are anecdotal
 
 
 def flat_headline(levels: dict[str, dict[str, Any]]) -> dict[str, float]:
@@ -80,18 +82,22 @@ def bootstrap_ci(
     seed: int = 0,
     level: float = 0.95,
 ) -> tuple[float, float]:
-    """Percentile CI from resampling PATIENTS with replacement (all clips of a drawn patient come
-    along when `groups` gives each row's patient); draws missing a class of the data are skipped."""
+    """Percentile CI from resampling PATIENTS with replacement, stratified by class: each draw takes
+    as many patients of each class as there are (all clips of a drawn patient come along when
+    `groups` gives each row's patient). Every draw then holds every class, so no draw is skipped and
+    a CI cannot collapse to zero width by leaving out the hard ones. With fewer than
+    MIN_PATIENTS_FOR_CI patients in a class there is no CI (NaN)."""
     rng = np.random.default_rng(seed)
     groups = np.arange(len(labels)) if groups is None else np.asarray(groups)
-    unique, inverse = np.unique(groups, return_inverse=True)
+    unique, first, inverse = np.unique(groups, return_index=True, return_inverse=True)
     members = [np.flatnonzero(inverse == g) for g in range(len(unique))]
-    num_classes = len(np.unique(labels))
+    strata = [np.flatnonzero(labels[first] == c) for c in np.unique(labels[first])]
+    if min(map(len, strata)) < MIN_PATIENTS_FOR_CI:
+        return float("nan"), float("nan")  # reported as "n/a", never as a zero-width interval
     values = []
     for _ in range(num_samples):
-        sample = np.concatenate([members[g] for g in rng.integers(0, len(unique), len(unique))])
-        if len(np.unique(labels[sample])) < num_classes:
-            continue  # a draw that misses a class says nothing about per-class metrics
+        drawn = np.concatenate([rng.choice(stratum, len(stratum)) for stratum in strata])
+        sample = np.concatenate([members[g] for g in drawn])
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             value = metric(labels[sample], probs[sample])
@@ -121,3 +127,15 @@ def headline_with_ci(
         name: list(bootstrap_ci(labels, probs, METRIC_FUNCTIONS[name], groups=groups, num_samples=num_samples, seed=seed))
         for name in HEADLINE
     }
+
+
+def small_sample_warnings(labels: np.ndarray, groups: np.ndarray, class_names: tuple[str, ...]) -> list[str]:
+    """One line per class with fewer than MIN_PATIENTS_TO_TRUST patients (or none at all)."""
+    unique, first = np.unique(np.asarray(groups), return_index=True)
+    counts = np.bincount(np.asarray(labels)[first], minlength=len(class_names))
+    lines = []
+    for name, count in zip(class_names, counts, strict=True):
+        if count < MIN_PATIENTS_TO_TRUST:
+            ci = "" if count >= MIN_PATIENTS_FOR_CI else "; no confidence interval"
+            lines.append(f"{name}: {count} test patient(s), fewer than {MIN_PATIENTS_TO_TRUST}: its numbers are anecdotal{ci}")
+    return lines

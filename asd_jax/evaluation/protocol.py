@@ -48,9 +48,11 @@ def restore_scorer(config: ml_collections.ConfigDict, workdir: Path, fold: folds
     return predict.WindowScorer(config, dp, state), step
 
 
-def write_fold_report(report_dir: Path, fold: folds.FoldData, result: predict.EvalResult, *, selected_step: int, seed: int = 0) -> dict[str, Any]:
+def write_fold_report(
+    report_dir: Path, fold: folds.FoldData, result: predict.EvalResult, *, selected_step: int, seed: int = 0, num_samples: int = 1000
+) -> dict[str, Any]:
     """results.json / results.md / plots / prediction CSVs of one fold's test patients (process 0 writes)."""
-    payload = report.fold_payload(result, fold, selected_step=selected_step, seed=seed)
+    payload = report.fold_payload(result, fold, selected_step=selected_step, seed=seed, num_samples=num_samples)
     if jax.process_index() == 0:
         table = fold.table
         gait = {
@@ -70,7 +72,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path) -
     try:
         scorer, selected_step = fit_fold(config, workdir, fold, writer)
         result = predict.evaluate_rows(scorer, fold, fold.split.test)
-        payload = write_fold_report(workdir / REPORT_DIR, fold, result, selected_step=selected_step, seed=config.seed)
+        payload = write_fold_report(workdir / REPORT_DIR, fold, result, selected_step=selected_step, seed=config.seed, num_samples=config.report.bootstrap_samples)
         writer.write(config.train.num_steps, {f"test_{k}": v for k, v in predict.headline(result).items()})
     finally:
         writer.close()
@@ -87,14 +89,20 @@ def is_external(config: ml_collections.ConfigDict, trained: ml_collections.Confi
 def evaluate_run(config: ml_collections.ConfigDict, workdir: Path) -> dict[str, Any]:
     """`--mode=eval`: the run's selected checkpoint on its fold's test patients, or, when the data
     differ from the ones it trained on, on every clip of the given data (`report_external/`)."""
+    if is_external(config, checkpointing.load_run_config(workdir)):
+        return evaluate_external(config, workdir, workdir / EXTERNAL_REPORT_DIR)
+    fold = folds.prepare_fold(config, workdir)
+    scorer, step = restore_scorer(config, workdir, fold)
+    result = predict.evaluate_rows(scorer, fold, fold.split.test)
+    return write_fold_report(workdir / REPORT_DIR, fold, result, selected_step=step, seed=config.seed, num_samples=config.report.bootstrap_samples)
+
+
+def evaluate_external(config: ml_collections.ConfigDict, workdir: Path, report_dir: Path) -> dict[str, Any]:
+    """Every clip of `config.data` (other patients, another clinic, a shifted cohort) tested with the
+    run's selected model, with the windows and classes it was trained with; reported to `report_dir`."""
     trained = checkpointing.load_run_config(workdir)
-    if not is_external(config, trained):
-        fold = folds.prepare_fold(config, workdir)
-        scorer, step = restore_scorer(config, workdir, fold)
-        result = predict.evaluate_rows(scorer, fold, fold.split.test)
-        return write_fold_report(workdir / REPORT_DIR, fold, result, selected_step=step, seed=config.seed)
     fold = folds.prepare_fold(trained, workdir)
     external = folds.external_fold(config.data, fold.class_names)
-    scorer, step = restore_scorer(trained, workdir, fold, external)  # windows as the run was trained
+    scorer, step = restore_scorer(trained, workdir, fold, external)
     result = predict.evaluate_rows(scorer, external, np.asarray(external.split.test))
-    return write_fold_report(workdir / EXTERNAL_REPORT_DIR, external, result, selected_step=step, seed=config.seed)
+    return write_fold_report(report_dir, external, result, selected_step=step, seed=config.seed, num_samples=config.report.bootstrap_samples)

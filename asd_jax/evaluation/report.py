@@ -18,7 +18,7 @@ SCHEMA_VERSION = 1
 LEVELS = ("clip", "patient")
 
 
-def fold_payload(result, fold, *, selected_step: int, seed: int = 0) -> dict[str, Any]:
+def fold_payload(result, fold, *, selected_step: int, seed: int = 0, num_samples: int = 1000) -> dict[str, Any]:
     """The JSON-able report of one evaluated fold."""
     table = fold.table
     clips = result.predictions["clip"]
@@ -30,8 +30,9 @@ def fold_payload(result, fold, *, selected_step: int, seed: int = 0) -> dict[str
             groups = np.array([patient_of[c] for c in predictions.ids])
         levels[level] = {
             "metrics": result.metrics[level],
-            "ci95": metrics.headline_with_ci(predictions.labels, predictions.probs, groups=groups, seed=seed),
+            "ci95": metrics.headline_with_ci(predictions.labels, predictions.probs, groups=groups, seed=seed, num_samples=num_samples),
         }
+    patients = result.predictions["patient"]
     headline = metrics.flat_headline({level: values["metrics"] for level, values in levels.items()})
     return {
         "schema_version": SCHEMA_VERSION,
@@ -43,6 +44,7 @@ def fold_payload(result, fold, *, selected_step: int, seed: int = 0) -> dict[str
         "test_clips": len(clips.ids),
         "levels": levels,
         "headline": headline,
+        "warnings": metrics.small_sample_warnings(patients.labels, patients.ids, result.class_names),
     }
 
 
@@ -107,6 +109,7 @@ def write_fold(
         "",
         markdown_table(model_rows),
         "",
+        *(f"**Warning:** {line}" for line in payload["warnings"]),
     ]
     write_results(report_dir, payload, text, result.predictions, result.class_names)
     patient_of = dict(zip(fold.table.clip_id.tolist(), fold.table.patient_id.tolist()))
@@ -141,7 +144,7 @@ def read_predictions(path: Path, class_names: tuple[str, ...]) -> tuple[aggregat
     return aggregate.Predictions(ids, labels, probs), np.array([r["patient_id"] for r in rows])
 
 
-def cv_summary(fold_reports: list[dict[str, Any]], report_dirs: list[Path], *, seed: int = 0) -> dict[str, Any]:
+def cv_summary(fold_reports: list[dict[str, Any]], report_dirs: list[Path], *, seed: int = 0, num_samples: int = 1000) -> dict[str, Any]:
     """Mean ± std over folds, and the pooled test predictions (every patient once) with their bootstrap CI."""
     class_names = tuple(fold_reports[0]["class_names"])
     levels = {}
@@ -157,7 +160,7 @@ def cv_summary(fold_reports: list[dict[str, Any]], report_dirs: list[Path], *, s
             "metrics": {m: float(np.nanmean([f[m] for f in per_fold])) for m in metrics.HEADLINE},
             "std": {m: float(np.nanstd([f[m] for f in per_fold])) for m in metrics.HEADLINE},
             "pooled": metrics.classification_metrics(pooled.labels, pooled.probs, class_names),
-            "ci95": metrics.headline_with_ci(pooled.labels, pooled.probs, groups=np.concatenate(patients), seed=seed),
+            "ci95": metrics.headline_with_ci(pooled.labels, pooled.probs, groups=np.concatenate(patients), seed=seed, num_samples=num_samples),
             "predictions": pooled,
         }
     return {"class_names": class_names, "num_folds": len(fold_reports), "levels": levels}

@@ -7,24 +7,42 @@ import jax.numpy as jnp
 from flax import nnx
 
 from asd_jax.base.architecture import input_channels
+from asd_jax.base.errors import ConfigError
 from asd_jax.base.skeleton import NUM_JOINTS
 from asd_jax.models.inputs import model_inputs
 from asd_jax.models.layers import ExampleDropout
 from asd_jax.models.output import ModelOutput
 
+POOLINGS = ("mean", "stats")
+
+
+def pool_time(x: jax.Array, pooling: str) -> jax.Array:
+    """[B, T, D] -> [B, D] mean over time, or [B, 3D] mean, std and last third minus first third
+    ("stats"): a convolution is blind to where in the clip it is, so without the drift term it
+    cannot see a lean that grows over the walk."""
+    mean = x.mean(axis=1)
+    if pooling == "mean":
+        return mean
+    third = max(1, x.shape[1] // 3)
+    drift = x[:, -third:].mean(axis=1) - x[:, :third].mean(axis=1)
+    return jnp.concatenate([mean, x.std(axis=1), drift], axis=-1)
+
 
 class TemporalCNN(nnx.Module):
     def __init__(
-        self, *, num_classes: int, dim: int, depth: int, kernel: int, dropout: float, inputs: str = "joints", dtype, rngs: nnx.Rngs
+        self, *, num_classes: int, dim: int, depth: int, kernel: int, dropout: float, inputs: str = "joints",
+        pooling: str = "mean", dtype, rngs: nnx.Rngs
     ):
         conv = lambda i, o, stride: nnx.Conv(i, o, (kernel,), strides=(stride,), dtype=dtype, param_dtype=jnp.float32, rngs=rngs)  # noqa: E731
-        self.dtype, self.inputs = dtype, inputs
+        if pooling not in POOLINGS:
+            raise ConfigError(f"model.pooling={pooling!r}: expected one of {POOLINGS}")
+        self.dtype, self.inputs, self.pooling = dtype, inputs, pooling
         per_joint, per_frame = input_channels(inputs)
         self.stem = conv(NUM_JOINTS * per_joint + per_frame, dim, 1)
         self.convs = nnx.List([conv(dim, dim, 2 if i % 2 else 1) for i in range(depth)])
         self.norms = nnx.List([nnx.LayerNorm(dim, dtype=dtype, param_dtype=jnp.float32, rngs=rngs) for _ in range(depth)])
         self.drops = nnx.List([ExampleDropout(dropout, i) for i in range(depth)])
-        self.head = nnx.Linear(dim, num_classes, dtype=dtype, param_dtype=jnp.float32, rngs=rngs)
+        self.head = nnx.Linear(dim * (3 if pooling == "stats" else 1), num_classes, dtype=dtype, param_dtype=jnp.float32, rngs=rngs)
 
     def __call__(self, pose: jax.Array, prior: jax.Array, *, dropout_keys: jax.Array | None = None) -> ModelOutput:
         del prior  # the baseline sees no clinical knowledge
@@ -32,6 +50,6 @@ class TemporalCNN(nnx.Module):
         for conv, norm, drop in zip(self.convs, self.norms, self.drops):
             y = drop(jax.nn.gelu(conv(norm(x))), dropout_keys)
             x = y + (x if y.shape == x.shape else x[:, :: x.shape[1] // y.shape[1]][:, : y.shape[1]])
-        logits = self.head(x.mean(axis=1)).astype(jnp.float32)
+        logits = self.head(pool_time(x, self.pooling)).astype(jnp.float32)
         return ModelOutput(logits, None, jnp.zeros((), jnp.float32))
 

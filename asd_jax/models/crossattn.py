@@ -15,7 +15,7 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
-from asd_jax.base.architecture import PRIOR_EPS, input_channels, sinusoidal_positions
+from asd_jax.base.architecture import PRIOR_EPS, input_channels, region_inputs, sinusoidal_positions
 from asd_jax.base.errors import ConfigError
 from asd_jax.base.skeleton import NUM_JOINTS, NUM_REGIONS, region_membership
 from asd_jax.models.inputs import joint_inputs, model_inputs
@@ -60,7 +60,7 @@ class CrossAttnModel(nnx.Module):
             self.pose_stem = conv(frame_channels, dim, kernel, 1)
             self.pose_norm = nnx.LayerNorm(dim, dtype=dtype, param_dtype=jnp.float32, rngs=rngs)
             self.pose_embed = conv(dim, dim, patch, patch)
-        self.joint_embed = linear(per_joint, dim)
+        self.joint_embed = linear(input_channels(region_inputs(inputs))[0], dim)
         self.joint_position = nnx.Param(0.02 * jax.random.normal(rngs.params(), (NUM_JOINTS, dim)))
         self.region_embedding = nnx.Param(0.02 * jax.random.normal(rngs.params(), (NUM_REGIONS, dim)))
         self.fusion = nnx.List(
@@ -87,7 +87,7 @@ class CrossAttnModel(nnx.Module):
         else:  # a temporal convolution sees the motion around each frame before patching
             pose_tokens = self.pose_embed(self.pose_norm(jax.nn.gelu(self.pose_stem(frame))))
         pose_tokens = pose_tokens + time_codes
-        per_joint = joint_inputs(pose, self.inputs).astype(self.dtype)  # [B, T, J, F]
+        per_joint = joint_inputs(pose, region_inputs(self.inputs)).astype(self.dtype)  # [B, T, J, F]
         patched = per_joint.reshape(batch, num_patches, self.patch, NUM_JOINTS, per_joint.shape[-1])
         joints = self.joint_embed(patched).mean(axis=2) + self.joint_position[...].astype(self.dtype)  # [B, T', J, D]
         membership = region_membership()

@@ -32,7 +32,7 @@ def joint_inputs(pose: jnp.ndarray, inputs: str) -> jnp.ndarray:
     """[B, T, J, channels per joint] of `inputs`."""
     names = inputs.split(",")
     xy, present = pose[..., :2], pose[..., 2:3] >= MIN_SCORE
-    parts = [joint_features(pose)]
+    parts = [joint_features(pose)] if "joints" in names else [jnp.zeros((*pose.shape[:3], 0), pose.dtype)]
     if "bones" in names:
         parent_xy, parent_present = xy[:, :, BONE_PARENTS], present[:, :, BONE_PARENTS]
         parts.append(jnp.where(present & parent_present, xy - parent_xy, 0.0))

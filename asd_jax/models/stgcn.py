@@ -12,9 +12,9 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
-from asd_jax.base.architecture import DATA_AXIS, NUM_FEATURES, block_plan, spatial_partitions
+from asd_jax.base.architecture import DATA_AXIS, block_plan, input_channels, spatial_partitions
 from asd_jax.base.skeleton import NUM_JOINTS
-from asd_jax.models.inputs import joint_features
+from asd_jax.models.inputs import frame_inputs, joint_inputs
 from asd_jax.models.layers import ExampleDropout
 from asd_jax.models.output import ModelOutput
 
@@ -49,11 +49,15 @@ class STGCNBlock(nnx.Module):
 
 class STGCN(nnx.Module):
     def __init__(
-        self, *, num_classes: int, dim: int, depth: int, dropout: float, sync_batch_norm: bool, dtype, rngs: nnx.Rngs
+        self, *, num_classes: int, dim: int, depth: int, dropout: float, sync_batch_norm: bool, inputs: str = "joints",
+        dtype, rngs: nnx.Rngs,
     ):
         sync_axis = DATA_AXIS if sync_batch_norm else None
-        self.input_norm = nnx.BatchNorm(NUM_JOINTS * NUM_FEATURES, axis_name=sync_axis, dtype=dtype, rngs=rngs)
-        plan = block_plan(dim, depth)
+        self.inputs = inputs
+        per_joint, per_frame = input_channels(inputs)
+        self.channels = per_joint + per_frame  # frame channels (angles) are given to every joint
+        self.input_norm = nnx.BatchNorm(NUM_JOINTS * self.channels, axis_name=sync_axis, dtype=dtype, rngs=rngs)
+        plan = block_plan(dim, depth, self.channels)
         self.blocks = nnx.List(
             [
                 STGCNBlock(in_dim, out_dim, stride, dropout, i, dtype=dtype, sync_axis=sync_axis, rngs=rngs)
@@ -66,10 +70,12 @@ class STGCN(nnx.Module):
     def __call__(self, pose: jax.Array, prior: jax.Array, *, dropout_keys: jax.Array | None = None) -> ModelOutput:
         del prior  # the baseline sees no clinical knowledge
         training = dropout_keys is not None
-        features = joint_features(pose.astype(jnp.float32)).astype(self.dtype)
+        pose = pose.astype(jnp.float32)
+        joints, frame = joint_inputs(pose, self.inputs), frame_inputs(pose, self.inputs)
+        features = jnp.concatenate([joints, jnp.broadcast_to(frame[:, :, None], (*joints.shape[:3], frame.shape[-1]))], -1)
         batch, frames = features.shape[:2]
-        x = self.input_norm(features.reshape(batch, frames, -1), use_running_average=not training)
-        x = x.reshape(batch, frames, NUM_JOINTS, NUM_FEATURES)
+        x = self.input_norm(features.reshape(batch, frames, -1).astype(self.dtype), use_running_average=not training)
+        x = x.reshape(batch, frames, NUM_JOINTS, self.channels)
         for block in self.blocks:
             x = block(x, training=training, dropout_keys=dropout_keys)
         logits = self.head(x.mean(axis=(1, 2))).astype(jnp.float32)

@@ -12,16 +12,16 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
-from asd_jax.base.architecture import MASKED, NUM_FEATURES, sinusoidal_positions
+from asd_jax.base.architecture import MASKED, input_channels, sinusoidal_positions
 from asd_jax.base.skeleton import NUM_JOINTS
-from asd_jax.models.inputs import joint_features
+from asd_jax.models.inputs import model_inputs
 from asd_jax.models.layers import Block
 from asd_jax.models.output import ModelOutput
 from asd_jax.models.phase import resample_segment, step_boundaries
 
 
 def phasemix_sequence(features: jax.Array, pose: jax.Array, *, max_steps: int, segment: int) -> tuple[jax.Array, jax.Array]:
-    """One clip: [T, J, F] features -> fused tokens [pairs * segment, 2 * J * F] and their mask."""
+    """One clip: [T, C] features -> fused tokens [pairs * segment, 2 * C] and their mask."""
     boundaries, valid = step_boundaries(pose, max_steps)
     steps = jax.vmap(lambda a, b: resample_segment(features, a, b, segment))(boundaries[:-1], boundaries[1:])
     steps = steps.reshape(max_steps, segment, -1)
@@ -34,16 +34,17 @@ def phasemix_sequence(features: jax.Array, pose: jax.Array, *, max_steps: int, s
 
 class ViTPhaseMix(nnx.Module):
     def __init__(self, *, num_classes: int, dim: int, num_heads: int, depth: int, mlp_ratio: int, dropout: float,
-                 max_steps: int, segment: int, dtype, rngs: nnx.Rngs):
-        self.max_steps, self.segment, self.dim, self.dtype = max_steps, segment, dim, dtype
-        self.embed = nnx.Linear(2 * NUM_JOINTS * NUM_FEATURES, dim, dtype=dtype, param_dtype=jnp.float32, rngs=rngs)
+                 max_steps: int, segment: int, inputs: str = "joints", dtype, rngs: nnx.Rngs):
+        self.max_steps, self.segment, self.dim, self.dtype, self.inputs = max_steps, segment, dim, dtype, inputs
+        per_joint, per_frame = input_channels(inputs)
+        self.embed = nnx.Linear(2 * (NUM_JOINTS * per_joint + per_frame), dim, dtype=dtype, param_dtype=jnp.float32, rngs=rngs)
         self.blocks = nnx.List([Block(dim, num_heads, mlp_ratio, dropout, i, dtype=dtype, rngs=rngs) for i in range(depth)])
         self.norm = nnx.LayerNorm(dim, dtype=dtype, param_dtype=jnp.float32, rngs=rngs)
         self.head = nnx.Linear(dim, num_classes, dtype=dtype, param_dtype=jnp.float32, rngs=rngs)
 
     def __call__(self, pose: jax.Array, prior: jax.Array, *, dropout_keys: jax.Array | None = None) -> ModelOutput:
         del prior  # the baseline sees no clinical knowledge
-        features = joint_features(pose.astype(jnp.float32))
+        features = model_inputs(pose.astype(jnp.float32), self.inputs)
         tokens, valid = jax.vmap(lambda f, p: phasemix_sequence(f, p, max_steps=self.max_steps, segment=self.segment))(features, pose)
         x = self.embed(tokens.astype(self.dtype)) + jnp.asarray(sinusoidal_positions(tokens.shape[1], self.dim), self.dtype)
         bias = jnp.where(valid, 0.0, MASKED)

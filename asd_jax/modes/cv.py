@@ -35,7 +35,7 @@ def run_cv(config: ml_collections.ConfigDict, workdir: Path) -> dict[str, Any]:
         else:
             fold_reports.append(protocol.train_and_evaluate(fold_config(config, fold), workdir / f"fold_{fold}"))
         report_dirs.append(report_dir)
-    summary = report.cv_summary(fold_reports, report_dirs, seed=config.seed)
+    summary = report.cv_summary(fold_reports, report_dirs, seed=config.seed, num_samples=config.report.bootstrap_samples)
     if jax.process_index() == 0:
         report.write_cv_summary(workdir / protocol.REPORT_DIR, summary, fold_reports)
     return summary

@@ -21,7 +21,7 @@ import numpy as np
 from absl import logging
 from tqdm import tqdm
 
-from asd_jax.base.errors import NonFiniteLossError
+from asd_jax.base.errors import ConfigError, NonFiniteLossError
 from asd_jax.data import input_pipeline
 from asd_jax.data.folds import FoldData
 from asd_jax.training import checkpointing, optim
@@ -57,6 +57,11 @@ def fingerprint(batch: dict[str, np.ndarray]) -> int:
 
 def fit(config: ml_collections.ConfigDict, workdir: Path, fold: FoldData, validate: Validate, writer: MetricWriter) -> Fitted:
     """Trains (or resumes) one fold and returns the state of its best checkpoint on validation."""
+    if config.train.select_after >= config.train.num_steps:
+        raise ConfigError(
+            f"train.select_after={config.train.select_after} leaves no checkpoint to select in "
+            f"train.num_steps={config.train.num_steps}; lower it"
+        )
     dp, state, _ = setup_parallel_state(config, fold)
     train_iter = input_pipeline.train_iterator(
         fold.source,
@@ -126,8 +131,9 @@ def _train_loop(
             _check_finite(dp, state)
             val_scalars, score = validate(dp, state)
             writer.write(step, val_scalars)
-            metrics_for_best = {config.train.select_metric: score}
-            best, evals_since_best = (score, 0) if score > best else (best, evals_since_best + 1)
+            if step >= config.train.select_after:  # earlier checkpoints are kept for resuming, never selected
+                metrics_for_best = {config.train.select_metric: score}
+                best, evals_since_best = (score, 0) if score > best else (best, evals_since_best + 1)
         if metrics_for_best is not None or is_time(step, config.train.checkpoint_every, total):
             _check_finite(dp, state)
             checkpointing.save(manager, step, dp.get_state(state), train_iter, metrics_for_best)

@@ -6,7 +6,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from asd_jax.base.architecture import PRIOR_EPS, input_channels
+from asd_jax.base.architecture import PRIOR_EPS, input_channels, region_inputs
 from asd_jax.base.skeleton import NUM_JOINTS, NUM_REGIONS, region_membership
 from asd_jax.pytorch.twins.layers import LAYER_NORM_EPS, Block, conv_time, gelu, joint_inputs, model_inputs, positions
 
@@ -27,7 +27,7 @@ class CrossAttnTwin(nn.Module):
             self.pose_stem = nn.Conv1d(frame_channels, dim, kernel)
             self.pose_norm = nn.LayerNorm(dim, eps=LAYER_NORM_EPS)
             self.pose_embed = nn.Conv1d(dim, dim, patch, stride=patch)
-        self.joint_embed = nn.Linear(per_joint, dim)
+        self.joint_embed = nn.Linear(input_channels(region_inputs(inputs))[0], dim)
         self.joint_position = nn.Parameter(torch.zeros(NUM_JOINTS, dim))
         self.region_embedding = nn.Parameter(torch.zeros(NUM_REGIONS, dim))
         self.fusion = nn.ModuleList([Block(dim, num_heads, mlp_ratio, dropout) for _ in range(depth)])
@@ -49,7 +49,7 @@ class CrossAttnTwin(nn.Module):
         else:
             x = conv_time(self.pose_embed, self.pose_norm(gelu(conv_time(self.pose_stem, frame))))
         x = self.token_dropout(x + time_codes)
-        per_joint = joint_inputs(pose, self.inputs)
+        per_joint = joint_inputs(pose, region_inputs(self.inputs))
         patched = per_joint.reshape(batch, num_patches, self.patch, NUM_JOINTS, per_joint.shape[-1])
         joints = self.joint_embed(patched).mean(dim=2) + self.joint_position
         regions = torch.einsum("rj,btjd->btrd", self.region_pool, joints) + self.region_embedding + time_codes[:, None]

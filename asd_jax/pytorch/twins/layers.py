@@ -33,7 +33,7 @@ def joint_inputs(pose: torch.Tensor, inputs: str) -> torch.Tensor:
     """asd_jax.models.inputs.joint_inputs in torch."""
     names = inputs.split(",")
     xy, present = pose[..., :2], pose[..., 2:3] >= MIN_SCORE
-    parts = [joint_features(pose)]
+    parts = [joint_features(pose)] if "joints" in names else [pose.new_zeros(*pose.shape[:3], 0)]
     if "bones" in names:
         parent_xy, parent_present = xy[:, :, list(BONE_PARENTS)], present[:, :, list(BONE_PARENTS)]
         offset = xy - parent_xy

@@ -5,9 +5,9 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from asd_jax.base.architecture import NUM_FEATURES, block_plan, spatial_partitions
+from asd_jax.base.architecture import block_plan, input_channels, spatial_partitions
 from asd_jax.base.skeleton import NUM_JOINTS
-from asd_jax.pytorch.twins.layers import BatchNormLast, conv_time, joint_features
+from asd_jax.pytorch.twins.layers import BatchNormLast, conv_time, frame_inputs, joint_inputs
 
 
 class STGCNBlockTwin(nn.Module):
@@ -31,18 +31,23 @@ class STGCNBlockTwin(nn.Module):
 
 
 class STGCNTwin(nn.Module):
-    def __init__(self, *, num_classes: int, dim: int, depth: int, dropout: float, sync_batch_norm: bool = False):
+    def __init__(self, *, num_classes: int, dim: int, depth: int, dropout: float, sync_batch_norm: bool = False,
+                 inputs: str = "joints"):
         super().__init__()
         del sync_batch_norm  # how BatchNorm statistics are gathered while training in JAX
-        plan = block_plan(dim, depth)
-        self.input_norm = BatchNormLast(NUM_JOINTS * NUM_FEATURES)
+        self.inputs = inputs
+        per_joint, per_frame = input_channels(inputs)
+        self.channels = per_joint + per_frame
+        plan = block_plan(dim, depth, self.channels)
+        self.input_norm = BatchNormLast(NUM_JOINTS * self.channels)
         self.blocks = nn.ModuleList([STGCNBlockTwin(i, o, s, dropout) for i, o, s in plan])
         self.head = nn.Linear(plan[-1][1], num_classes)
 
     def forward(self, pose: torch.Tensor, prior: torch.Tensor) -> torch.Tensor:
-        features = joint_features(pose)
+        joints, frame = joint_inputs(pose, self.inputs), frame_inputs(pose, self.inputs)
+        features = torch.cat([joints, frame[:, :, None].expand(*joints.shape[:3], frame.shape[-1])], dim=-1)
         batch, frames = features.shape[:2]
-        x = self.input_norm(features.reshape(batch, frames, -1)).reshape(batch, frames, NUM_JOINTS, NUM_FEATURES)
+        x = self.input_norm(features.reshape(batch, frames, -1)).reshape(batch, frames, NUM_JOINTS, self.channels)
         for block in self.blocks:
             x = block(x)
         return self.head(x.mean(dim=(1, 2)))

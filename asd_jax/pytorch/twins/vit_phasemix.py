@@ -9,9 +9,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from asd_jax.base.architecture import MASKED, NUM_FEATURES, resample_positions, uniform_boundaries
+from asd_jax.base.architecture import MASKED, input_channels, resample_positions, uniform_boundaries
 from asd_jax.base.skeleton import LEFT_ANKLE, NUM_JOINTS, RIGHT_ANKLE
-from asd_jax.pytorch.twins.layers import LAYER_NORM_EPS, Block, joint_features, positions
+from asd_jax.pytorch.twins.layers import LAYER_NORM_EPS, Block, model_inputs, positions
 
 
 def ankle_gap(pose: torch.Tensor, smooth: int = 5) -> torch.Tensor:
@@ -46,22 +46,23 @@ def step_boundaries(pose: torch.Tensor, max_steps: int) -> tuple[torch.Tensor, t
 
 
 def resample_steps(features: torch.Tensor, boundaries: torch.Tensor, length: int) -> torch.Tensor:
-    """[B, T, J, F] -> [B, K, length, J, F]: each step linearly resampled (phase.resample_segment)."""
+    """[B, T, ...] -> [B, K, length, ...]: each step linearly resampled (phase.resample_segment)."""
     start, stop = boundaries[:, :-1, None], boundaries[:, 1:, None]
     where = start + (stop - start) * torch.from_numpy(resample_positions(length))  # [B, K, L]
     lower = torch.floor(where).long()
     upper = torch.clamp(lower + 1, max=features.shape[1] - 1)
-    frac = (where - lower)[..., None, None]
+    frac = (where - lower).reshape(*where.shape, *([1] * (features.ndim - 2)))
     rows = torch.arange(features.shape[0])[:, None, None]
     return features[rows, lower] * (1 - frac) + features[rows, upper] * frac
 
 
 class ViTPhaseMixTwin(nn.Module):
     def __init__(self, *, num_classes: int, dim: int, num_heads: int, depth: int, mlp_ratio: int, dropout: float,
-                 max_steps: int, segment: int):
+                 max_steps: int, segment: int, inputs: str = "joints"):
         super().__init__()
-        self.dim, self.max_steps, self.segment = dim, max_steps, segment
-        self.embed = nn.Linear(2 * NUM_JOINTS * NUM_FEATURES, dim)
+        self.dim, self.max_steps, self.segment, self.inputs = dim, max_steps, segment, inputs
+        per_joint, per_frame = input_channels(inputs)
+        self.embed = nn.Linear(2 * (NUM_JOINTS * per_joint + per_frame), dim)
         self.blocks = nn.ModuleList([Block(dim, num_heads, mlp_ratio, dropout) for _ in range(depth)])
         self.norm = nn.LayerNorm(dim, eps=LAYER_NORM_EPS)
         self.head = nn.Linear(dim, num_classes)
@@ -69,7 +70,7 @@ class ViTPhaseMixTwin(nn.Module):
     def forward(self, pose: torch.Tensor, prior: torch.Tensor) -> torch.Tensor:
         batch = pose.shape[0]
         boundaries, valid = step_boundaries(pose, self.max_steps)
-        steps = resample_steps(joint_features(pose), boundaries, self.segment).reshape(batch, self.max_steps, self.segment, -1)
+        steps = resample_steps(model_inputs(pose, self.inputs), boundaries, self.segment).reshape(batch, self.max_steps, self.segment, -1)
         pairs = self.max_steps // 2
         fused = torch.cat([steps[:, 0 : 2 * pairs : 2], steps[:, 1 : 2 * pairs : 2]], dim=-1)
         pair_valid = valid[:, 0 : 2 * pairs : 2] & valid[:, 1 : 2 * pairs : 2]
