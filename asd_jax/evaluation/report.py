@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 
+from asd_jax.base.labels import patient_of_unit
 from asd_jax.evaluation import aggregate, metrics, plots
 
 SCHEMA_VERSION = 1
@@ -24,10 +25,11 @@ def fold_payload(result, fold, *, selected_step: int, seed: int = 0) -> dict[str
     clips = result.predictions["clip"]
     levels = {}
     for level, predictions in result.predictions.items():
-        groups = None
-        if level == "clip":
+        if level == "clip":  # bootstrap CIs draw whole patients
             patient_of = dict(zip(table.clip_id.tolist(), table.patient_id.tolist()))
             groups = np.array([patient_of[c] for c in predictions.ids])
+        else:  # a patient's (patient, class) units are drawn together
+            groups = np.array([patient_of_unit(u) for u in predictions.ids])
         levels[level] = {
             "metrics": result.metrics[level],
             "ci95": metrics.headline_with_ci(predictions.labels, predictions.probs, groups=groups, seed=seed),
