@@ -42,6 +42,11 @@ class Clips:
     info: Any  # tfds.core.DatasetInfo: the dataset's name and where it lives
 
 
+def class_names(data: ml_collections.ConfigDict) -> tuple[str, ...]:
+    """The classes of `config.data` (in label order), without reading any data."""
+    return parse_label_map(data.classes).class_names
+
+
 def load_table(data: ml_collections.ConfigDict) -> Clips:
     """The one path from `config.data` to clips: dataset (built if needed) → label map → ClipTable."""
     label_map = parse_label_map(data.classes)

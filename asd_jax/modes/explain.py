@@ -38,7 +38,7 @@ def chosen_rows(config: ml_collections.ConfigDict, fold) -> np.ndarray:
 
 def explain(config: ml_collections.ConfigDict, workdir: Path) -> dict[str, Any]:
     fold = folds.prepare_fold(config, workdir)
-    dp, state, step = setup.restore_selected(config, workdir, fold)
+    dp, state, step = setup.restore_selected(config, workdir, len(fold.class_names))
     scorer = predict.WindowScorer(config, dp, state)
     table, out_dir = fold.table, workdir / "report" / "explain"
     result = predict.evaluate_rows(scorer, fold, fold.split.test)

@@ -37,7 +37,7 @@ def restored_model(config: ml_collections.ConfigDict, workdir: Path) -> tuple[nn
     config = config.copy_and_resolve_references()
     config.train.compute_dtype = "float32"
     fold = folds.prepare_fold(config, workdir)
-    dp, state, step = setup.restore_selected(config, workdir, fold)
+    dp, state, step = setup.restore_selected(config, workdir, len(fold.class_names))
     host = dp.get_state(state)
     model = build_model(config, len(fold.class_names), nnx.Rngs(0))
     nnx.update(model, host.ema_params, host.model_state)  # the evaluated weights (the params when EMA is off)
