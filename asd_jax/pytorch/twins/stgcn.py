@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -35,6 +36,7 @@ class STGCNTwin(nn.Module):
         super().__init__()
         del sync_batch_norm  # how BatchNorm statistics are gathered while training in JAX
         plan = block_plan(dim, depth)
+        self.window_multiple = int(np.prod([stride for _, _, stride in plan]))  # window lengths an exported graph takes
         self.input_norm = BatchNormLast(NUM_JOINTS * NUM_FEATURES)
         self.blocks = nn.ModuleList([STGCNBlockTwin(i, o, s, dropout) for i, o, s in plan])
         self.head = nn.Linear(plan[-1][1], num_classes)

@@ -61,6 +61,7 @@ class ViTPhaseMixTwin(nn.Module):
                  max_steps: int, segment: int):
         super().__init__()
         self.dim, self.max_steps, self.segment = dim, max_steps, segment
+        self.window_multiple = 0  # one window length only: the step detector's fallback cuts are constants of it
         self.embed = nn.Linear(2 * NUM_JOINTS * NUM_FEATURES, dim)
         self.blocks = nn.ModuleList([Block(dim, num_heads, mlp_ratio, dropout) for _ in range(depth)])
         self.norm = nn.LayerNorm(dim, eps=LAYER_NORM_EPS)
