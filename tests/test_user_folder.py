@@ -146,3 +146,19 @@ def test_missing_column_and_missing_file(tmp_path):
     (folder / "clips.csv").unlink()
     with pytest.raises(UserDataError, match="clips.csv: file not found"):
         list(read_user_folder(folder))
+
+
+def test_a_folder_without_clips_csv_or_diagnoses_is_read_for_prediction(tmp_path):
+    folder = tmp_path / "unlabeled"
+    folder.mkdir()
+    with open(folder / "annotations.pkl", "wb") as f:
+        pickle.dump({"annotations": [annotation("c1"), annotation("c2", seed=1)]}, f)
+    records = list(read_user_folder(folder, need_diagnosis=False))
+    assert [(r["clip_id"], r["patient_id"], r["diagnosis"], r["fps"]) for r in records] == [("c1", "c1", "", 30.0), ("c2", "c2", "", 30.0)]
+    with pytest.raises(UserDataError, match="clips.csv: file not found; training needs each clip's diagnosis"):
+        list(read_user_folder(folder))
+    (folder / "clips.csv").write_text("clip_id,patient_id,fps\nc1,p1,25\nc2,p1,50\n")  # no diagnosis column
+    records = list(read_user_folder(folder, need_diagnosis=False))
+    assert [(r["patient_id"], r["fps"]) for r in records] == [("p1", 25.0), ("p1", 50.0)]
+    with pytest.raises(UserDataError, match=r"clips.csv: missing column\(s\) diagnosis"):
+        list(read_user_folder(folder))
