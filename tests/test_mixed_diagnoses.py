@@ -70,9 +70,8 @@ def test_patient_level_units_are_per_patient_and_class(tiny_cohort, tmp_path):
 
 
 def test_prepare_counts_patients_with_several_diagnoses(tiny_cohort, tmp_path):
-    from configs.crossattn import get_config
-
     from asd_jax.modes import prepare
+    from configs.crossattn import get_config
 
     config = get_config("smoke")
     config.data.source, config.data.manual_dir = "files", str(with_mixed_patients(tiny_cohort, tmp_path / "mixed"))

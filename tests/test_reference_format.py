@@ -28,6 +28,7 @@ PATIENTS = [
 # The cell format the reference slices with attention[2:-6] (its files are not public; any
 # 2-character prefix and 6-character suffix around the region name reads the same).
 CELL = "1.{}_point"
+RATER_HEADER = "video file name,attention"
 
 
 def skeleton(video: str, label: int, seed: int) -> dict:
@@ -100,8 +101,8 @@ def test_a_clips_csv_beside_them_takes_precedence(tmp_path):
     [
         (lambda anns, folder: anns[0].update(label=7), "label 7 is not one of 0..3"),
         (lambda anns, folder: anns[0].pop("label"), "no diagnosis"),
-        (lambda anns, folder: (folder / "doctor2.csv").write_text("video file name,attention\nnobody-1,1.foot_point\n"), "names no clip"),
-        (lambda anns, folder: (folder / "doctor2.csv").write_text("video file name,attention\n20190101_ASD_lat_V1-1,1.knee_point\n"), "unknown region"),
+        (lambda anns, folder: (folder / "doctor2.csv").write_text(f"{RATER_HEADER}\nnobody-1,1.foot_point\n"), "names no clip"),
+        (lambda anns, folder: (folder / "doctor2.csv").write_text(f"{RATER_HEADER}\n{PATIENTS[0][0]}-1,1.knee_point\n"), "unknown region"),
     ],
 )
 def test_malformed_reference_files_are_one_clear_error(tmp_path, break_it, message):
@@ -116,10 +117,9 @@ def test_malformed_reference_files_are_one_clear_error(tmp_path, break_it, messa
 
 
 def test_prepare_builds_the_dataset_and_notes_the_reference_split(tmp_path):
-    from configs.crossattn import get_config
-
     from asd_jax.data import folds
     from asd_jax.modes import prepare
+    from configs.crossattn import get_config
 
     config = get_config("smoke")
     config.data.source, config.data.manual_dir = "files", str(reference_folder(tmp_path / "ref"))

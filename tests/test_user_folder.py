@@ -108,7 +108,9 @@ CASES = {
     "empty diagnosis": (lambda a, c, r: c[0].update(diagnosis=""), "empty diagnosis", "clips.csv", "c1"),
     "bad fps": (lambda a, c, r: c[0].update(fps="0"), "fps must be positive", "clips.csv", "c1"),
     "unknown region": (lambda a, c, r: r["doctor1.csv"][0].update(attention="knee"), "unknown region 'knee'", "doctor1.csv", "c1"),
-    "rated clip unknown": (lambda a, c, r: r["doctor1.csv"][0].update(clip_id="zz"), "clip is not in the skeleton file", "doctor1.csv", "zz"),
+    "rated clip unknown": (
+        lambda a, c, r: r["doctor1.csv"][0].update(clip_id="zz"), "clip is not in the skeleton file", "doctor1.csv", "zz"
+    ),
     "reserved patient id": (lambda a, c, r: c[0].update(patient_id="p|1"), "is reserved", "clips.csv", "c1"),
 }
 

@@ -204,7 +204,8 @@ def reference_diagnosis(label: Any, clip_id: str, path: Path) -> str:
     try:
         diagnosis = REFERENCE_LABELS[int(label)]
     except (TypeError, ValueError, IndexError):
-        raise UserDataError(path, f"label {label!r} is not one of 0..{len(REFERENCE_LABELS) - 1} ({', '.join(REFERENCE_LABELS)})", clip_id) from None
+        known = f"0..{len(REFERENCE_LABELS) - 1} ({', '.join(REFERENCE_LABELS)})"
+        raise UserDataError(path, f"label {label!r} is not one of {known}", clip_id) from None
     words = set(clip_id.split("_"))
     if diagnosis == "LCS_HipOA" and len(words & {"LCS", "HipOA"}) == 1:
         return (words & {"LCS", "HipOA"}).pop()

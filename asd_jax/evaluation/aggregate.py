@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 
 import numpy as np
+
 from asd_jax.base.labels import patient_unit
 from asd_jax.base.preprocess import softmax
 

@@ -104,7 +104,9 @@ def gait_text(gait: dict[str, float]) -> str:
     )
 
 
-def draw_attention(pose: np.ndarray, attention: np.ndarray, fps: float, out_dir: Path, clip_id: str, title: str, *, gif: bool = False) -> list[Path]:
+def draw_attention(
+    pose: np.ndarray, attention: np.ndarray, fps: float, out_dir: Path, clip_id: str, title: str, *, gif: bool = False
+) -> list[Path]:
     """A clip's region x time attention heatmap and key frames with joints coloured by attention
     (and an animated GIF): `pose` normalised at `fps`, `attention` [regions, frames]."""
     written = [

@@ -71,7 +71,9 @@ def load_clips(folder: Path, config: ml_collections.ConfigDict, class_names: tup
     return folds.test_only(records, splits.ClipTable.for_prediction(records), class_names)
 
 
-def clip_figure(config, fold: folds.FoldData, row: int, probs: np.ndarray, gait: dict[str, float], attention_windows, out_dir: Path) -> None:
+def clip_figure(
+    config, fold: folds.FoldData, row: int, probs: np.ndarray, gait: dict[str, float], attention_windows, out_dir: Path
+) -> None:
     """The clip's explanation: attention heatmap and key frames for attention models, else its
     skeleton beside its predicted probabilities."""
     clip = input_pipeline.load_clip(fold.source, fold.table, row, config.data.fps)
@@ -115,7 +117,12 @@ def summary_text(result: dict[str, Any], workdir: Path, out: Path) -> str:
     """The patients' table (patient, predicted class, probabilities, clips) and where files went."""
     patients, names = result["patients"], result["class_names"]
     rows = [
-        {"patient": p, "predicted": names[pred], **{f"p_{c}": f"{v:.3f}" for c, v in zip(names, probs)}, "clips": result["clips_per_patient"][p]}
+        {
+            "patient": p,
+            "predicted": names[pred],
+            **{f"p_{c}": f"{v:.3f}" for c, v in zip(names, probs)},
+            "clips": result["clips_per_patient"][p],
+        }
         for p, pred, probs in zip(patients.ids, patients.preds, patients.probs)
     ]
     return "\n".join(

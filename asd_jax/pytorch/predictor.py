@@ -112,14 +112,18 @@ class Predictor:
         """[W, window, 17, 3] the clip's normalised evaluation windows, as the model sees them."""
         keypoints, scores = np.asarray(keypoints, np.float32), np.asarray(scores, np.float32)
         if keypoints.shape[-2:] != (NUM_JOINTS, 2) or keypoints.shape[:-1] != scores.shape or keypoints.ndim not in (3, 4):
-            raise ValueError(f"keypoints must be [T, {NUM_JOINTS}, 2] and scores [T, {NUM_JOINTS}], got {keypoints.shape} and {scores.shape}")
+            raise ValueError(
+                f"keypoints must be [T, {NUM_JOINTS}, 2] and scores [T, {NUM_JOINTS}], got {keypoints.shape} and {scores.shape}"
+            )
         if keypoints.shape[-3] == 0 or not (np.isfinite(keypoints).all() and np.isfinite(scores).all()):
             raise ValueError("keypoints and scores must be finite, with at least one frame")
         if not fps > 0:
             raise ValueError(f"fps must be positive, got {fps!r}")
         pre = self.preprocessing
         pose = stored_pose(keypoints, scores, img_shape)
-        return clip_windows(pose, float(fps), target_fps=pre["fps"], window=pre["window"], stride=pre["eval_stride"], test_flip=pre["test_flip"])
+        return clip_windows(
+            pose, float(fps), target_fps=pre["fps"], window=pre["window"], stride=pre["eval_stride"], test_flip=pre["test_flip"]
+        )
 
     def predict(
         self, keypoints: np.ndarray, scores: np.ndarray, fps: float, prior: Any = None, img_shape: Sequence[float] | None = None
@@ -138,7 +142,9 @@ class Predictor:
 _DEFAULT: dict[str, Predictor] = {}
 
 
-def predict(keypoints: np.ndarray, scores: np.ndarray, fps: float, prior: Any = None, img_shape: Sequence[float] | None = None) -> ClipPrediction:
+def predict(
+    keypoints: np.ndarray, scores: np.ndarray, fps: float, prior: Any = None, img_shape: Sequence[float] | None = None
+) -> ClipPrediction:
     """`Predictor(<the folder this file lies in>).predict(...)`: the entry point of an export folder."""
     if "torch" not in _DEFAULT:
         _DEFAULT["torch"] = Predictor(Path(__file__).resolve().parent)
