@@ -59,7 +59,7 @@ def reference_folder(folder: Path) -> Path:
         "doctor1.csv": [("20190101_ASD_lat_V1-1", "lumbar_pelvis"), ("20190101_ASD_lat_V1-1", "head"), ("20190104_DHS_lat_V1-2", "head")],
         "doctor2.csv": [("20190101_ASD_lat_V1-1", "lumbar_pelvis"), ("20190107_LCS_lat_V1-1.mp4", "foot")],
     }.items():
-        with (folder / name).open("w", newline="") as f:
+        with (folder / name).open("w", newline="", encoding="utf-8-sig") as f:  # as a spreadsheet saves it, with a BOM
             writer = csv.writer(f)
             writer.writerow(["video file name", "attention"])
             writer.writerows((video, CELL.format(region)) for video, region in rows)

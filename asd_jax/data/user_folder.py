@@ -53,7 +53,7 @@ def read_csv(path: Path, required: tuple[str, ...]) -> tuple[list[str], list[dic
     """Header and rows of a CSV whose header must contain `required`."""
     if not path.exists():
         raise UserDataError(path, "file not found")
-    with path.open(newline="") as f:
+    with path.open(newline="", encoding="utf-8-sig") as f:  # a spreadsheet's byte-order mark is not part of the first column's name
         reader = csv.DictReader(f)
         header = list(reader.fieldnames or [])
         missing = [c for c in required if c not in header]
