@@ -77,14 +77,15 @@ def clip_figure(
     """The clip's explanation: attention heatmap and key frames for attention models, else its
     skeleton beside its predicted probabilities."""
     clip = input_pipeline.load_clip(fold.source, fold.table, row, config.data.fps)
-    pose_ = transforms.normalize_pose(clip["pose"])
+    normalised = transforms.normalize_pose(clip["pose"])
     clip_id, predicted = str(fold.table.clip_id[row]), fold.class_names[int(np.argmax(probs))]
     title = f"{clip_id}: {predicted} ({probs.max():.0%}); {explain.gait_text(gait)}"
     if attention_windows is None:
-        plots.skeleton_probabilities(pose_, probs, fold.class_names, out_dir / f"{clip_id}_prediction.png", title)
+        plots.skeleton_probabilities(normalised, probs, fold.class_names, out_dir / f"{clip_id}_prediction.png", title)
         return
     maps, starts = attention_windows
-    explain.draw_attention(pose_, frame_attention(maps, starts, len(pose_), config.data.window), config.data.fps, out_dir, clip_id, title)
+    attention = frame_attention(maps, starts, len(normalised), config.data.window)
+    explain.draw_attention(normalised, attention, config.data.fps, out_dir, clip_id, title)
 
 
 def predict_folder(config: ml_collections.ConfigDict, workdir: Path, folder: Path, out: Path) -> dict[str, Any]:
@@ -99,6 +100,7 @@ def predict_folder(config: ml_collections.ConfigDict, workdir: Path, folder: Pat
     starts = input_pipeline.eval_windows(table, rows, config.data)[:, 1] if "attention" in windows else None
     gait = {}
     if jax.process_index() == 0:
+        out.mkdir(parents=True, exist_ok=True)
         for i, row in enumerate(tqdm(rows, desc="gait and figures", unit="clip", dynamic_ncols=True)):
             record = fold.source[int(table.record[row])]
             clip_id = str(table.clip_id[row])
@@ -129,7 +131,7 @@ def summary_text(result: dict[str, Any], workdir: Path, out: Path) -> str:
         [
             report.text_table(rows, list(rows[0])),
             "",
-            f"{len(result['clips'].ids)} clip(s) of {len(rows)} patient(s), model of {workdir} (step {result['selected_step']}); "
+            f"{len(result['clips'].ids)} clip(s) of {len(rows)} patient(s), model of {workdir} (selected step {result['selected_step']}); "
             f"wrote {out / PREDICTIONS[0]}, {out / PREDICTIONS[1]} and {out / FIGURES}/",
         ]
     )
