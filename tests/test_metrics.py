@@ -48,8 +48,11 @@ def test_windows_to_clips_to_patients_with_fixed_logits():
     assert patients.ids.tolist() == ["p", "q"] and patients.labels.tolist() == [1, 0]
     with pytest.raises(ValueError, match="got no evaluation window, e.g. 'c2'"):
         aggregate.clips_from_windows(window_logits[:3], window_rows[:3], np.arange(3), clip_ids, labels)
-    with pytest.raises(ValueError, match="patient 'p' has clips with different labels"):
-        aggregate.patients_from_clips(aggregate.Predictions(clip_ids, np.array([1, 0, 0]), clips.probs), np.array(["p", "p", "q"]))
+    # A patient with clips of two classes is one unit per class; the others keep their plain id.
+    two_labels = aggregate.Predictions(clip_ids, np.array([1, 0, 0]), clips.probs)
+    mixed = aggregate.patients_from_clips(two_labels, np.array(["p", "p", "q"]), ("a", "b"))
+    assert mixed.ids.tolist() == ["p|a", "p|b", "q"] and mixed.labels.tolist() == [0, 1, 0]
+    np.testing.assert_allclose(mixed.probs, clips.probs[[1, 0, 2]])
 
 
 def test_bootstrap_is_seeded_and_brackets_the_estimate():

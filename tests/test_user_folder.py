@@ -108,7 +108,10 @@ CASES = {
     "empty diagnosis": (lambda a, c, r: c[0].update(diagnosis=""), "empty diagnosis", "clips.csv", "c1"),
     "bad fps": (lambda a, c, r: c[0].update(fps="0"), "fps must be positive", "clips.csv", "c1"),
     "unknown region": (lambda a, c, r: r["doctor1.csv"][0].update(attention="knee"), "unknown region 'knee'", "doctor1.csv", "c1"),
-    "rated clip unknown": (lambda a, c, r: r["doctor1.csv"][0].update(clip_id="zz"), "clip is not in clips.csv", "doctor1.csv", "zz"),
+    "rated clip unknown": (
+        lambda a, c, r: r["doctor1.csv"][0].update(clip_id="zz"), "clip is not in the skeleton file", "doctor1.csv", "zz"
+    ),
+    "reserved patient id": (lambda a, c, r: c[0].update(patient_id="p|1"), "is reserved", "clips.csv", "c1"),
 }
 
 
@@ -144,4 +147,20 @@ def test_missing_column_and_missing_file(tmp_path):
         list(read_user_folder(folder))
     (folder / "clips.csv").unlink()
     with pytest.raises(UserDataError, match="clips.csv: file not found"):
+        list(read_user_folder(folder))
+
+
+def test_a_folder_without_clips_csv_or_diagnoses_is_read_for_prediction(tmp_path):
+    folder = tmp_path / "unlabeled"
+    folder.mkdir()
+    with open(folder / "annotations.pkl", "wb") as f:
+        pickle.dump({"annotations": [annotation("c1"), annotation("c2", seed=1)]}, f)
+    records = list(read_user_folder(folder, need_diagnosis=False))
+    assert [(r["clip_id"], r["patient_id"], r["diagnosis"], r["fps"]) for r in records] == [("c1", "c1", "", 30.0), ("c2", "c2", "", 30.0)]
+    with pytest.raises(UserDataError, match="clips.csv: file not found; training needs each clip's diagnosis"):
+        list(read_user_folder(folder))
+    (folder / "clips.csv").write_text("clip_id,patient_id,fps\nc1,p1,25\nc2,p1,50\n")  # no diagnosis column
+    records = list(read_user_folder(folder, need_diagnosis=False))
+    assert [(r["patient_id"], r["fps"]) for r in records] == [("p1", 25.0), ("p1", 50.0)]
+    with pytest.raises(UserDataError, match=r"clips.csv: missing column\(s\) diagnosis"):
         list(read_user_folder(folder))

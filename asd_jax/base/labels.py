@@ -4,7 +4,12 @@ A mapping is a string `"diagnosis:class,diagnosis:class,..."` so it can be set f
 line (`--config.data.classes="A:a,B:b"`); classes are numbered in order of first appearance.
 A diagnosis mapped to `-` is excluded from the task (its clips are left out); any diagnosis the
 mapping does not name is an error, so a typo never silently drops data.
-Presets copy the reference's 2-, 3- and 4-class tasks.
+Presets copy the reference's 2-, 3- and 4-class tasks; they also know `LCS_HipOA`, the merged
+diagnosis the reference's own `whole_annotations.pkl` labels carry (REFERENCE_LABELS).
+
+Patient-level results are per (patient, class) unit: a patient whose clips belong to several
+classes (repeat visits, volunteers walking several gait disorders) is one unit per class, named
+`patient|class`; every other patient is a unit named by the patient id alone (`patient_unit`).
 """
 
 from __future__ import annotations
@@ -13,13 +18,30 @@ import dataclasses
 
 from asd_jax.base.errors import ConfigError
 
-RAW_DIAGNOSES: tuple[str, ...] = ("ASD", "DHS", "LCS", "HipOA", "normal")
+RAW_DIAGNOSES: tuple[str, ...] = ("ASD", "DHS", "LCS", "HipOA", "LCS_HipOA", "normal")
 
 PRESETS: dict[str, str] = {
-    "2": "ASD:ASD,DHS:non-ASD,LCS:non-ASD,HipOA:non-ASD,normal:non-ASD",
-    "3": "ASD:ASD,DHS:DHS,LCS:LCS_HipOA,HipOA:LCS_HipOA,normal:-",
-    "4": "ASD:ASD,DHS:DHS,LCS:LCS_HipOA,HipOA:LCS_HipOA,normal:normal",
+    "2": "ASD:ASD,DHS:non-ASD,LCS:non-ASD,HipOA:non-ASD,LCS_HipOA:non-ASD,normal:non-ASD",
+    "3": "ASD:ASD,DHS:DHS,LCS:LCS_HipOA,HipOA:LCS_HipOA,LCS_HipOA:LCS_HipOA,normal:-",
+    "4": "ASD:ASD,DHS:DHS,LCS:LCS_HipOA,HipOA:LCS_HipOA,LCS_HipOA:LCS_HipOA,normal:normal",
 }
+
+# The diagnosis of each `label` index of the reference's whole_annotations.pkl (its
+# prepare_skeleton_dataset/main_yolov8.py numbers ASD 0, DHS 1, LCS_HipOA 2, Normal 3).
+REFERENCE_LABELS: tuple[str, ...] = ("ASD", "DHS", "LCS_HipOA", "normal")
+
+UNIT_SEPARATOR = "|"  # reserved in patient ids: `P07|ASD` is patient P07's ASD clips
+
+
+def patient_unit(patient_id: str, class_name: str, mixed: bool) -> str:
+    """The patient-level unit of a clip: the patient id, or `patient|class` for a patient whose
+    clips belong to several classes (`mixed`)."""
+    return f"{patient_id}{UNIT_SEPARATOR}{class_name}" if mixed else str(patient_id)
+
+
+def patient_of_unit(unit: str) -> str:
+    """The patient a patient-level unit belongs to."""
+    return str(unit).split(UNIT_SEPARATOR, 1)[0]
 
 
 @dataclasses.dataclass(frozen=True)

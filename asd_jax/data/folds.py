@@ -42,6 +42,11 @@ class Clips:
     info: Any  # tfds.core.DatasetInfo: the dataset's name and where it lives
 
 
+def class_names(data: ml_collections.ConfigDict) -> tuple[str, ...]:
+    """The classes of `config.data` (in label order), without reading any data."""
+    return parse_label_map(data.classes).class_names
+
+
 def load_table(data: ml_collections.ConfigDict) -> Clips:
     """The one path from `config.data` to clips: dataset (built if needed) → label map → ClipTable."""
     label_map = parse_label_map(data.classes)
@@ -77,7 +82,12 @@ def external_fold(data: ml_collections.ConfigDict, class_names: tuple[str, ...])
     clips = load_table(data)
     if clips.label_map.class_names != tuple(class_names):
         raise ConfigError(f"data.classes gives {clips.label_map.class_names}, but the model was trained on {tuple(class_names)}")
-    rows = np.arange(len(clips.table))
-    patients = sorted(set(clips.table.patient_id))
+    return test_only(clips.source, clips.table, clips.label_map.class_names)
+
+
+def test_only(source: Any, table: splits.ClipTable, class_names: tuple[str, ...]) -> FoldData:
+    """Every clip of `table` on the test side (external test sets, prediction)."""
+    rows = np.arange(len(table))
+    patients = sorted(set(table.patient_id))
     split = splits.Splits(rows[:0], rows[:0], rows, {"train": [], "val": [], "test": patients}, fold=-1, num_folds=0, seed=-1)
-    return FoldData(clips.source, clips.table, split, clips.label_map.class_names)
+    return FoldData(source, table, split, tuple(class_names))

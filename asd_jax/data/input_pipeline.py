@@ -138,10 +138,8 @@ def eval_windows(table: ClipTable, rows: np.ndarray, data: ml_collections.Config
     windows = []
     mirrors = (0, 1) if data.test_flip else (0,)
     for row in np.asarray(rows):
-        frames = table.num_frames[row]
-        if abs(table.fps[row] - data.fps) > 1e-6:
-            frames = int(round((frames - 1) / table.fps[row] * data.fps)) + 1
-        for start in transforms.eval_window_starts(int(frames), data.window, data.eval_stride):
+        frames = transforms.resampled_length(int(table.num_frames[row]), float(table.fps[row]), data.fps)
+        for start in transforms.eval_window_starts(frames, data.window, data.eval_stride):
             windows.extend((row, start, mirrored) for mirrored in mirrors)
     return np.asarray(windows, np.int64).reshape(-1, 3)
 
@@ -173,10 +171,8 @@ def eval_batches(
         else:
             (row, start, mirrored), valid = windows[position], True
         clip = load_clip(source, table, row, data.fps)
-        pose = transforms.crop_window(clip["pose"], int(start), data.window)
-        pose = transforms.normalize_pose(transforms.flip_left_right(pose) if mirrored else pose)
         return {
-            "pose": pose,
+            "pose": transforms.eval_window(clip["pose"], int(start), data.window, bool(mirrored)),
             "prior": clip["prior"],
             "label": np.int32(table.label[row]),
             "valid": np.float32(valid),

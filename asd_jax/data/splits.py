@@ -4,6 +4,10 @@ Test patients are one fold of a seeded StratifiedGroupKFold; the validation pati
 selection and early stopping) are a grouped, stratified share of the remaining patients, so the test
 fold is never used to choose a checkpoint. No patient may appear on two sides: that is checked
 whenever a split is made or loaded.
+
+Labels are per clip: a patient may have clips of several diagnoses (repeat visits, volunteers
+walking several gait disorders). Such a patient is still one group, kept whole on one side of
+every split (StratifiedGroupKFold stratifies on the clips' labels while keeping groups whole).
 """
 
 from __future__ import annotations
@@ -18,7 +22,7 @@ from typing import Any
 import numpy as np
 from sklearn.model_selection import StratifiedGroupKFold
 
-from asd_jax.base.errors import ConfigError, LeakageError, UserDataError
+from asd_jax.base.errors import ConfigError, LeakageError
 from asd_jax.base.labels import LabelMap
 
 SIDES = ("train", "val", "test")
@@ -45,28 +49,43 @@ class ClipTable:
     @classmethod
     def from_source(cls, source: Any, label_map: LabelMap) -> ClipTable:
         columns: dict[str, list] = defaultdict(list)
-        diagnosis_of_patient: dict[str, str] = {}
         for index in range(len(source)):
             record = source[index]
-            clip_id, patient, diagnosis = record["clip_id"], record["patient_id"], record["diagnosis"]
+            clip_id, diagnosis = record["clip_id"], record["diagnosis"]
             if not label_map.includes(diagnosis, where=f"clip {clip_id!r} (clips.csv)"):
                 continue
-            if diagnosis_of_patient.setdefault(patient, diagnosis) != diagnosis:
-                raise UserDataError(
-                    "clips.csv", f"patient {patient!r} has clips of two diagnoses "
-                    f"({diagnosis_of_patient[patient]!r} and {diagnosis!r}, clip {clip_id!r})"
-                )
-            columns["record"].append(index)
-            columns["clip_id"].append(clip_id)
-            columns["patient_id"].append(patient)
-            columns["diagnosis"].append(diagnosis)
-            columns["label"].append(label_map.label(diagnosis))
-            columns["num_frames"].append(record["pose"].shape[0])
-            columns["fps"].append(float(record["fps"]))
+            cls._append(columns, index, record, label_map.label(diagnosis))
         if not columns:
             raise ConfigError("no clip takes part: every diagnosis is excluded by data.classes")
+        return cls._from_columns(columns)
+
+    @classmethod
+    def for_prediction(cls, source: Any) -> ClipTable:
+        """Every clip of `source`, diagnosed or not (labels are 0: nothing reads them)."""
+        columns: dict[str, list] = defaultdict(list)
+        for index in range(len(source)):
+            cls._append(columns, index, source[index], 0)
+        return cls._from_columns(columns)
+
+    @staticmethod
+    def _append(columns: dict[str, list], index: int, record: dict[str, Any], label: int) -> None:
+        columns["record"].append(index)
+        columns["clip_id"].append(record["clip_id"])
+        columns["patient_id"].append(record["patient_id"])
+        columns["diagnosis"].append(record["diagnosis"])
+        columns["label"].append(label)
+        columns["num_frames"].append(record["pose"].shape[0])
+        columns["fps"].append(float(record["fps"]))
+
+    @classmethod
+    def _from_columns(cls, columns: dict[str, list]) -> ClipTable:
         dtypes = {"record": np.int64, "label": np.int32, "num_frames": np.int64, "fps": np.float32}
         return cls(**{k: np.asarray(v, dtypes.get(k, object)) for k, v in columns.items()})
+
+    def mixed_patients(self, column: str = "diagnosis") -> list[str]:
+        """Patients whose clips have more than one value of `column` ('diagnosis' or 'label')."""
+        values = getattr(self, column)
+        return sorted(p for p in set(self.patient_id) if len(set(values[self.patient_id == p])) > 1)
 
 
 @dataclasses.dataclass(frozen=True)

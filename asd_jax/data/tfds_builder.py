@@ -3,7 +3,7 @@
 Configs:
 - `synthetic`: the built-in synthetic cohort (asd_jax.data.synthetic) with its default parameters;
   other parameters get their own config name (`synthetic_<hash>`), so cohorts never collide.
-- `files`: a user's folder (annotations.pkl, clips.csv, doctor*.csv) given as the manual dir.
+- `files`: a user's folder (annotations.pkl, clips.csv, doctor*.csv, or the reference's files) given as the manual dir.
 
 It lives in the library so that an installed asd_jax needs nothing outside it;
 `datasets/asd_gait/` exposes it where the `tfds` command-line tool looks:
@@ -26,8 +26,9 @@ from asd_jax.data import synthetic
 from asd_jax.data.user_folder import read_user_folder
 
 MANUAL_DOWNLOAD_INSTRUCTIONS = """
-Put your folder (annotations.pkl, clips.csv and optional doctor*.csv; see the project README)
-in the manual dir, or pass --manual_dir=/path/to/folder.
+Put your folder (annotations.pkl, clips.csv and optional doctor*.csv, or the reference's
+whole_annotations.pkl and doctor CSVs; see the project README) in the manual dir, or pass
+--manual_dir=/path/to/folder.
 """
 
 

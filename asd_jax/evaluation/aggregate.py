@@ -1,7 +1,9 @@
 """Windows -> clips -> patients, as DESIGN.md's evaluation protocol fixes it.
 
 A clip's prediction is the softmax of the MEAN LOGITS of its windows; a patient's is the MEAN
-PROBABILITY of their clips.
+PROBABILITY of their clips (the arithmetic of asd_jax.base.preprocess, which the exported
+predictor shares). The patient-level unit is (patient, class): a patient whose clips belong to
+several classes is one unit per class, `P07|ASD` (base.labels.patient_unit).
 """
 
 from __future__ import annotations
@@ -9,7 +11,9 @@ from __future__ import annotations
 import dataclasses
 
 import numpy as np
-from scipy.special import softmax
+
+from asd_jax.base.labels import patient_unit
+from asd_jax.base.preprocess import softmax
 
 
 @dataclasses.dataclass(frozen=True)
@@ -38,19 +42,20 @@ def clips_from_windows(
     if (counts == 0).any():
         missing = clip_ids[np.asarray(rows)[counts == 0]]
         raise ValueError(f"{len(missing)} clip(s) got no evaluation window, e.g. {str(missing[0])!r}")
-    return Predictions(clip_ids[rows], labels[rows], softmax(sums / counts[:, None], axis=-1))
+    return Predictions(clip_ids[rows], labels[rows], softmax(sums / counts[:, None]))
 
 
-def patients_from_clips(clips: Predictions, patient_of_clip: np.ndarray) -> Predictions:
-    """Mean clip probabilities per patient; a patient's clips must share one label."""
-    patients, inverse = np.unique(patient_of_clip, return_inverse=True)
-    probs = np.zeros((len(patients), clips.probs.shape[1]))
+def patients_from_clips(clips: Predictions, patient_of_clip: np.ndarray, class_names: tuple[str, ...] | None = None) -> Predictions:
+    """Mean clip probabilities per (patient, class) unit; ids are patient ids, or `patient|class`
+    (class index without `class_names`) for a patient whose clips have several labels."""
+    patient_of_clip = np.asarray(patient_of_clip).astype(str)
+    mixed = {p for p in set(patient_of_clip) if len(set(clips.labels[patient_of_clip == p])) > 1}
+    name = (lambda label: class_names[label]) if class_names is not None else str  # noqa: E731
+    unit_of_clip = np.array([patient_unit(p, name(int(label)), p in mixed) for p, label in zip(patient_of_clip, clips.labels)])
+    units, inverse = np.unique(unit_of_clip, return_inverse=True)
+    probs = np.zeros((len(units), clips.probs.shape[1]))
     np.add.at(probs, inverse, clips.probs)
     probs /= np.bincount(inverse)[:, None]
-    labels = np.zeros(len(patients), np.int64)
-    for p in range(len(patients)):
-        patient_labels = np.unique(clips.labels[inverse == p])
-        if len(patient_labels) != 1:
-            raise ValueError(f"patient {str(patients[p])!r} has clips with different labels {patient_labels.tolist()}")
-        labels[p] = patient_labels[0]
-    return Predictions(patients, labels, probs)
+    labels = np.zeros(len(units), np.int64)
+    labels[inverse] = clips.labels
+    return Predictions(units, labels, probs)

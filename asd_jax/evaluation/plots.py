@@ -94,6 +94,28 @@ def skeleton_keyframes(pose: np.ndarray, joint_weights: np.ndarray, path: Path, 
     return _save(fig, path)
 
 
+def skeleton_probabilities(pose: np.ndarray, probs: np.ndarray, class_names: tuple[str, ...], path: Path, title: str, count: int = 6) -> Path:
+    """Key frames of a normalised clip beside its predicted class probabilities (models without
+    attention maps)."""
+    visible = np.flatnonzero((pose[..., 2] >= MIN_SCORE).sum(-1) >= 12)
+    candidates = visible if len(visible) >= count else np.arange(len(pose))
+    frames = candidates[np.linspace(0, len(candidates) - 1, count).astype(int)]
+    fig, axes = plt.subplots(1, count + 1, figsize=(2.2 * count + 3.5, 3.4), gridspec_kw={"width_ratios": [1] * count + [1.6]})
+    for ax, frame in zip(axes[:-1], frames):
+        _draw_skeleton(ax, pose[frame], np.zeros(pose.shape[1]), 1.0)
+        ax.set_title(f"frame {frame}", fontsize=8)
+    bars = axes[-1]
+    positions = np.arange(len(class_names))
+    bars.barh(positions, probs, color=["tab:red" if i == int(np.argmax(probs)) else "tab:gray" for i in positions])
+    bars.set_yticks(positions, class_names)
+    bars.invert_yaxis()
+    bars.set(xlim=(0, 1), xlabel="probability", title="prediction")
+    for i, p in enumerate(probs):
+        bars.text(min(p + 0.02, 0.8), i, f"{p:.2f}", va="center", fontsize=8)
+    fig.suptitle(title)
+    return _save(fig, path)
+
+
 def skeleton_gif(pose: np.ndarray, joint_weights: np.ndarray, path: Path, fps: float, title: str) -> Path:
     """An animated GIF of a clip with joints coloured by attention."""
     fig, ax = plt.subplots(figsize=(3.5, 4.5))

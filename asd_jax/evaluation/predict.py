@@ -12,6 +12,7 @@ from typing import Any
 import jax
 import ml_collections
 import numpy as np
+from tqdm import tqdm
 
 from asd_jax.base.errors import ConfigError
 from asd_jax.data import input_pipeline
@@ -45,13 +46,15 @@ def predict_windows(dp, state, batches) -> dict[str, np.ndarray]:
 class WindowScorer:
     """A JAX model's per-window outputs: every evaluation window of the clips, once."""
 
-    def __init__(self, config: ml_collections.ConfigDict, dp, state):
-        self.config, self.dp, self.state = config, dp, state
+    def __init__(self, config: ml_collections.ConfigDict, dp, state, *, progress: bool = False):
+        self.config, self.dp, self.state, self.progress = config, dp, state, progress
 
     def windows(self, fold, rows: np.ndarray) -> dict[str, np.ndarray]:
         batches = input_pipeline.eval_batches(
             fold.source, fold.table, rows, self.config.data, process_index=jax.process_index(), process_count=jax.process_count()
         )
+        if self.progress:  # a bar per batch of windows (--mode=predict)
+            batches = tqdm(batches, desc="scoring windows", unit="batch", dynamic_ncols=True, disable=jax.process_index() > 0)
         return predict_windows(self.dp, self.state, batches)
 
 
@@ -73,7 +76,7 @@ def evaluate_rows(scorer, fold, rows: np.ndarray) -> EvalResult:
     windows = scorer.windows(fold, rows)
     rows = np.asarray(rows)
     clips = aggregate.clips_from_windows(windows["logits"], windows["clip_index"], rows, table.clip_id, table.label)
-    patients = aggregate.patients_from_clips(clips, table.patient_id[rows])
+    patients = aggregate.patients_from_clips(clips, table.patient_id[rows], fold.class_names)
     predictions = {"clip": clips, "patient": patients}
     level_metrics = {
         level: metrics.classification_metrics(p.labels, p.probs, fold.class_names) for level, p in predictions.items()

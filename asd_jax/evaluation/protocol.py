@@ -37,15 +37,15 @@ def fit_fold(config: ml_collections.ConfigDict, workdir: Path, fold: folds.FoldD
     return predict.WindowScorer(config, fitted.dp, fitted.state), fitted.selected_step
 
 
-def restore_scorer(config: ml_collections.ConfigDict, workdir: Path, fold: folds.FoldData, target: folds.FoldData | None = None):
-    """A finished run's selected model as a scorer of `target`'s clips (default: its own fold's)."""
-    target = target or fold
+def restore_scorer(config: ml_collections.ConfigDict, workdir: Path, num_classes: int, target: folds.FoldData, *, progress: bool = False):
+    """A finished run's selected model as a scorer of `target`'s clips; needs only the run's
+    config and checkpoint (or fitted estimator), not the data it was trained on."""
     if config.model.name == FEATURES:
         fitted = fit_features.restore(workdir)
         cache = FeatureCache(target.source, target.table, config.data.fps)
-        return predict.FeatureScorer(fitted.estimator, cache, len(fold.class_names)), fitted.selected_step
-    dp, state, step = setup.restore_selected(config, workdir, fold)
-    return predict.WindowScorer(config, dp, state), step
+        return predict.FeatureScorer(fitted.estimator, cache, num_classes), fitted.selected_step
+    dp, state, step = setup.restore_selected(config, workdir, num_classes)
+    return predict.WindowScorer(config, dp, state, progress=progress), step
 
 
 def write_fold_report(
@@ -92,7 +92,7 @@ def evaluate_run(config: ml_collections.ConfigDict, workdir: Path) -> dict[str, 
     if is_external(config, checkpointing.load_run_config(workdir)):
         return evaluate_external(config, workdir, workdir / EXTERNAL_REPORT_DIR)
     fold = folds.prepare_fold(config, workdir)
-    scorer, step = restore_scorer(config, workdir, fold)
+    scorer, step = restore_scorer(config, workdir, len(fold.class_names), fold)
     result = predict.evaluate_rows(scorer, fold, fold.split.test)
     return write_fold_report(workdir / REPORT_DIR, fold, result, selected_step=step, seed=config.seed, num_samples=config.report.bootstrap_samples)
 
@@ -101,8 +101,7 @@ def evaluate_external(config: ml_collections.ConfigDict, workdir: Path, report_d
     """Every clip of `config.data` (other patients, another clinic, a shifted cohort) tested with the
     run's selected model, with the windows and classes it was trained with; reported to `report_dir`."""
     trained = checkpointing.load_run_config(workdir)
-    fold = folds.prepare_fold(trained, workdir)
-    external = folds.external_fold(config.data, fold.class_names)
-    scorer, step = restore_scorer(trained, workdir, fold, external)
+    external = folds.external_fold(config.data, folds.class_names(trained.data))
+    scorer, step = restore_scorer(trained, workdir, len(external.class_names), external)  # windows as the run was trained
     result = predict.evaluate_rows(scorer, external, np.asarray(external.split.test))
     return write_fold_report(report_dir, external, result, selected_step=step, seed=config.seed, num_samples=config.report.bootstrap_samples)

@@ -12,10 +12,18 @@ from typing import Any
 
 import numpy as np
 
+from asd_jax.base.labels import patient_of_unit
 from asd_jax.evaluation import aggregate, metrics, plots
 
 SCHEMA_VERSION = 1
 LEVELS = ("clip", "patient")
+
+
+def text_table(rows: list[dict], columns: list[str]) -> str:
+    """Right-aligned plain-text table for the console."""
+    widths = [max(len(c), *(len(str(r[c])) for r in rows)) for c in columns]
+    line = lambda values: "  ".join(str(v).rjust(w) for v, w in zip(values, widths))  # noqa: E731
+    return "\n".join([line(columns), line("-" * w for w in widths)] + [line(r[c] for c in columns) for r in rows])
 
 
 def fold_payload(result, fold, *, selected_step: int, seed: int = 0, num_samples: int = 1000) -> dict[str, Any]:
@@ -24,10 +32,11 @@ def fold_payload(result, fold, *, selected_step: int, seed: int = 0, num_samples
     clips = result.predictions["clip"]
     levels = {}
     for level, predictions in result.predictions.items():
-        groups = None
-        if level == "clip":
+        if level == "clip":  # bootstrap CIs draw whole patients
             patient_of = dict(zip(table.clip_id.tolist(), table.patient_id.tolist()))
             groups = np.array([patient_of[c] for c in predictions.ids])
+        else:  # a patient's (patient, class) units are drawn together
+            groups = np.array([patient_of_unit(u) for u in predictions.ids])
         levels[level] = {
             "metrics": result.metrics[level],
             "ci95": metrics.headline_with_ci(predictions.labels, predictions.probs, groups=groups, seed=seed, num_samples=num_samples),
@@ -117,18 +126,22 @@ def write_fold(
         write_predictions(report_dir / f"predictions_{level}s.csv", level, predictions, result.class_names, patient_of, clip_columns)
 
 
-def write_predictions(path: Path, level: str, predictions, class_names, patient_of: dict[str, str], clip_columns=None) -> None:
-    """One row per clip (clip_id, patient_id, ...) or patient: label, prediction, p_<class>, extras."""
+def write_predictions(
+    path: Path, level: str, predictions, class_names, patient_of: dict[str, str], clip_columns=None, *, labelled: bool = True
+) -> None:
+    """One row per clip (clip_id, patient_id, ...) or patient: label (when `labelled`),
+    prediction, p_<class>, extras."""
     with path.open("w", newline="") as f:
         writer = csv.writer(f)
         id_columns = ["clip_id", "patient_id"] if level == "clip" else ["patient_id"]
         extra = sorted(next(iter(clip_columns.values()))) if level == "clip" and clip_columns else []
-        writer.writerow(id_columns + ["label", "prediction"] + [f"p_{c}" for c in class_names] + extra)
+        writer.writerow(id_columns + ["label"] * labelled + ["prediction"] + [f"p_{c}" for c in class_names] + extra)
         for i, identifier in enumerate(predictions.ids):
             ids = [identifier, patient_of[identifier]] if level == "clip" else [identifier]
             writer.writerow(
                 ids
-                + [class_names[predictions.labels[i]], class_names[predictions.preds[i]]]
+                + [class_names[predictions.labels[i]]] * labelled
+                + [class_names[predictions.preds[i]]]
                 + [f"{p:.6f}" for p in predictions.probs[i]]
                 + [f"{clip_columns[identifier][k]:.4g}" for k in extra]
             )

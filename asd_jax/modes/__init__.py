@@ -29,7 +29,7 @@ class Invocation:
 
 
 def _modes() -> dict[str, Callable[[Invocation], dict[str, Any] | None]]:
-    from asd_jax.modes import cv, evaluate, explain, export, import_weights, pose, prepare, train
+    from asd_jax.modes import cv, evaluate, explain, export, import_weights, pose, predict, prepare, train
 
     return {
         "train": train.run,
@@ -40,10 +40,11 @@ def _modes() -> dict[str, Callable[[Invocation], dict[str, Any] | None]]:
         "export": export.run,
         "import": import_weights.run,
         "pose": pose.run,
+        "predict": predict.run,
     }
 
 
-MODES = ("train", "eval", "cv", "explain", "prepare", "export", "import", "pose")
+MODES = ("train", "eval", "cv", "explain", "prepare", "export", "import", "pose", "predict")
 
 __all__ = ["MODES", "Invocation", "UserError", "run"]
 

@@ -38,7 +38,7 @@ def chosen_rows(config: ml_collections.ConfigDict, fold) -> np.ndarray:
 
 def explain(config: ml_collections.ConfigDict, workdir: Path) -> dict[str, Any]:
     fold = folds.prepare_fold(config, workdir)
-    dp, state, step = setup.restore_selected(config, workdir, fold)
+    dp, state, step = setup.restore_selected(config, workdir, len(fold.class_names))
     scorer = predict.WindowScorer(config, dp, state)
     table, out_dir = fold.table, workdir / "report" / "explain"
     result = predict.evaluate_rows(scorer, fold, fold.split.test)
@@ -84,15 +84,9 @@ def explain_clip(config, dp, state, fold, row: int, out_dir: Path, *, gif: bool)
     probs = np.exp(outputs["logits"].mean(0) - outputs["logits"].mean(0).max())
     predicted = fold.class_names[int(np.argmax(probs))]
     gait = gait_params.gait_parameters(fold.source[int(table.record[row])]["pose"], float(table.fps[row]))
-    title = (
-        f"{clip_id}: {name} (predicted {predicted}); cadence {gait['cadence_steps_per_min']:.0f} steps/min, "
-        f"trunk {gait['trunk_inclination_deg']:.0f}° ({gait['trunk_inclination_change_deg']:+.0f}° over the walk)"
-    )
+    title = f"{clip_id}: {name} (predicted {predicted}); {gait_text(gait)}"
     if jax.process_index() == 0:
-        plots.attention_heatmap(attention, data.fps, out_dir / f"{clip_id}_attention.png", title)
-        plots.skeleton_keyframes(pose, joint_weights(attention), out_dir / f"{clip_id}_keyframes.png", title)
-        if gif:
-            plots.skeleton_gif(pose, joint_weights(attention), out_dir / f"{clip_id}.gif", data.fps, title)
+        draw_attention(pose, attention, data.fps, out_dir, clip_id, title, gif=gif)
     return {
         "label": name,
         "predicted": predicted,
@@ -100,6 +94,28 @@ def explain_clip(config, dp, state, fold, row: int, out_dir: Path, *, gif: bool)
         "prior": dict(zip(REGION_NAMES, np.asarray(clip["prior"]).round(4).tolist())),
         "gait": gait,
     }
+
+
+def gait_text(gait: dict[str, float]) -> str:
+    """The gait parameters a figure title quotes."""
+    return (
+        f"cadence {gait['cadence_steps_per_min']:.0f} steps/min, "
+        f"trunk {gait['trunk_inclination_deg']:.0f}° ({gait['trunk_inclination_change_deg']:+.0f}° over the walk)"
+    )
+
+
+def draw_attention(
+    pose: np.ndarray, attention: np.ndarray, fps: float, out_dir: Path, clip_id: str, title: str, *, gif: bool = False
+) -> list[Path]:
+    """A clip's region x time attention heatmap and key frames with joints coloured by attention
+    (and an animated GIF): `pose` normalised at `fps`, `attention` [regions, frames]."""
+    written = [
+        plots.attention_heatmap(attention, fps, out_dir / f"{clip_id}_attention.png", title),
+        plots.skeleton_keyframes(pose, joint_weights(attention), out_dir / f"{clip_id}_keyframes.png", title),
+    ]
+    if gif:
+        written.append(plots.skeleton_gif(pose, joint_weights(attention), out_dir / f"{clip_id}.gif", fps, title))
+    return written
 
 
 def run(invocation) -> dict[str, Any]:

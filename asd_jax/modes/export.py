@@ -1,10 +1,12 @@
-"""`--mode=export`: a trained run's weights to PyTorch, safetensors and ONNX.
+"""`--mode=export`: a trained run as a deployable predictor for PyTorch and ONNX stacks.
 
-Export writes `<workdir>/export/`: model.pt (state_dict), model.safetensors, model.onnx,
-config.json (model config, classes, input contract, parity numbers) and a README with a
-load-and-predict snippet. Before writing anything it runs the JAX model and its PyTorch twin (and
-the ONNX graph, when onnxruntime is installed) on real test windows and refuses to export if their
-logits differ by more than PARITY_TOLERANCE.
+Export writes `<workdir>/export/`: model.pt (state_dict), model.safetensors, model.onnx (dynamic
+batch and window length), config.json (classes, preprocessing, model config, parity numbers),
+asd_twins.py and asd_predictor.py (the twins, the preprocessing and the clip/patient aggregation
+as files that need neither JAX nor this repository; asd_jax/pytorch/deploy.py) and a README whose
+snippet predicts a keypoint folder. Before writing anything it runs the JAX model and its PyTorch
+twin (and the ONNX graph, when onnxruntime is installed) on real test windows and refuses to
+export if their logits differ by more than PARITY_TOLERANCE.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from asd_jax.base.skeleton import NUM_JOINTS, REGION_NAMES
 from asd_jax.data import folds, input_pipeline
 from asd_jax.models import build_model
 from asd_jax.models.variables import flat_state
-from asd_jax.pytorch import convert
+from asd_jax.pytorch import convert, deploy
 from asd_jax.training import setup
 
 EXPORT_DIR = "export"
@@ -37,7 +39,7 @@ def restored_model(config: ml_collections.ConfigDict, workdir: Path) -> tuple[nn
     config = config.copy_and_resolve_references()
     config.train.compute_dtype = "float32"
     fold = folds.prepare_fold(config, workdir)
-    dp, state, step = setup.restore_selected(config, workdir, fold)
+    dp, state, step = setup.restore_selected(config, workdir, len(fold.class_names))
     host = dp.get_state(state)
     model = build_model(config, len(fold.class_names), nnx.Rngs(0))
     nnx.update(model, host.ema_params, host.model_state)  # the evaluated weights (the params when EMA is off)
@@ -72,12 +74,16 @@ def torch_logits(twin, pose: np.ndarray, prior: np.ndarray) -> np.ndarray:
 
 
 def export_onnx(twin, sample: dict[str, np.ndarray], path: Path) -> float | None:
-    """Writes the twin as ONNX with a dynamic batch axis; returns its max logit gap to the twin
-    under onnxruntime, or None when onnxruntime is not installed."""
+    """Writes the twin as ONNX with a dynamic batch axis and, where the twin allows it
+    (`window_multiple`), a dynamic window length; returns its max logit gap to the twin under
+    onnxruntime (on the sample, and on windows twice as long), or None without onnxruntime."""
     import torch
 
     pose, prior = torch.from_numpy(sample["pose"]), torch.from_numpy(sample["prior"])
     batch = torch.export.Dim("batch", min=1)
+    pose_axes = {0: batch}
+    if twin.window_multiple:
+        pose_axes[1] = twin.window_multiple * torch.export.Dim("window_units", min=1, max=100_000)
     with warnings.catch_warnings():  # exporter internals' deprecation chatter, not the user's concern
         warnings.simplefilter("ignore", FutureWarning)
         warnings.filterwarnings("ignore", message=".*will not be used, since it shares the same shape constraints")
@@ -87,7 +93,7 @@ def export_onnx(twin, sample: dict[str, np.ndarray], path: Path) -> float | None
             str(path),
             input_names=["pose", "prior"],
             output_names=["logits"],
-            dynamic_shapes={"pose": {0: batch}, "prior": {0: batch}},
+            dynamic_shapes={"pose": pose_axes, "prior": {0: batch}},
             dynamo=True,
             external_data=False,  # one self-contained file; these models are small
             verbose=False,
@@ -98,8 +104,14 @@ def export_onnx(twin, sample: dict[str, np.ndarray], path: Path) -> float | None
         logging.warning("onnxruntime is not installed: %s was written but not checked", path)
         return None
     session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    (logits,) = session.run(["logits"], {"pose": sample["pose"], "prior": sample["prior"]})
-    return float(np.abs(logits - torch_logits(twin, sample["pose"], sample["prior"])).max())
+    inputs = [sample]
+    if twin.window_multiple:  # the graph must not have kept the traced length
+        inputs.append({"pose": np.concatenate([sample["pose"], sample["pose"]], axis=1), "prior": sample["prior"]})
+    gaps = []
+    for example in inputs:
+        (logits,) = session.run(["logits"], {"pose": example["pose"], "prior": example["prior"]})
+        gaps.append(float(np.abs(logits - torch_logits(twin, example["pose"], example["prior"])).max()))
+    return max(gaps)
 
 
 def export_workdir(config: ml_collections.ConfigDict, workdir: Path) -> dict[str, Any]:
@@ -126,57 +138,24 @@ def export_workdir(config: ml_collections.ConfigDict, workdir: Path) -> dict[str
         "class_names": list(fold.class_names),
         "parity": {"windows": len(sample["pose"]), "max_abs_logit_diff_torch_vs_jax": gap, "max_abs_logit_diff_onnx_vs_torch": onnx_gap},
     }
+    lengths = f"any multiple of {twin.window_multiple}" if twin.window_multiple else str(config.data.window)
     manifest = {
         **summary,
         "model": config.model.to_dict(),
+        "preprocessing": deploy.preprocessing(config.data),
         "input": {
-            "pose": f"float32 [batch, {config.data.window}, {NUM_JOINTS}, 3]: x, y, confidence, normalised as asd_jax.data.transforms.normalize_pose",
+            "pose": f"float32 [batch, window ({lengths}), {NUM_JOINTS}, 3]: x, y, confidence, normalised as asd_predictor.normalize_pose",
             "prior": f"float32 [batch, {len(REGION_NAMES)}]: clinical attention prior over {list(REGION_NAMES)}",
-            "fps": config.data.fps,
+            "window_multiple": twin.window_multiple,
         },
-        "output": "logits [batch, classes]; softmax for probabilities; a patient's diagnosis averages its clips' probabilities",
+        "output": "logits [batch, classes]; a clip: softmax of its windows' mean logits; a patient: the mean of its clips' probabilities",
         "config": json.loads(config.to_json_best_effort()),
     }
     (out / "config.json").write_text(json.dumps(manifest, indent=2))
-    (out / "README.md").write_text(export_readme(config, fold.class_names))
+    deploy.write_sources(out)
+    (out / "README.md").write_text(deploy.readme(config.model.name, fold.class_names, manifest["preprocessing"], twin.window_multiple))
     logging.info("exported %s (parity %.1e)", out, gap)
     return summary
-
-
-def export_readme(config: ml_collections.ConfigDict, class_names: tuple[str, ...]) -> str:
-    return f"""# Exported {config.model.name} model
-
-Weights of the checkpoint chosen on validation patients, converted from JAX/Flax. The PyTorch twin
-and the ONNX graph give the same logits as the JAX model (see `parity` in config.json).
-
-Classes: {", ".join(class_names)}. Inputs: `pose` [batch, {config.data.window}, 17, 3] normalised with
-`asd_jax.data.transforms.normalize_pose`, `prior` [batch, 5]. Output: logits [batch, {len(class_names)}].
-
-## PyTorch
-
-```python
-import json, torch
-from asd_jax.pytorch.twins import build_twin
-
-manifest = json.load(open("config.json"))
-model = build_twin(manifest["model"], len(manifest["class_names"]))
-model.load_state_dict(torch.load("model.pt", weights_only=True))  # or safetensors.torch.load_file("model.safetensors")
-pose = torch.zeros(1, {config.data.window}, 17, 3)  # one normalised window
-prior = torch.full((1, 5), 0.2)                      # uniform prior: no rater annotation
-probs = model(pose, prior).softmax(-1)
-print(dict(zip(manifest["class_names"], probs[0].tolist())))
-```
-
-## ONNX (no PyTorch or JAX needed)
-
-```python
-import numpy as np, onnxruntime
-session = onnxruntime.InferenceSession("model.onnx")
-logits, = session.run(None, {{"pose": np.zeros((1, {config.data.window}, 17, 3), np.float32), "prior": np.full((1, 5), 0.2, np.float32)}})
-```
-
-Back to JAX: `python launch.py --config <config> --mode=import --weights model.pt --workdir <new run>`.
-"""
 
 
 def run(invocation) -> dict[str, Any]:

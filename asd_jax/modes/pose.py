@@ -31,17 +31,22 @@ def summary_text(poses: list[VideoPose], out: Path) -> str:
     )
 
 
-def run(invocation) -> None:
-    source, out = invocation.input, invocation.out
-    if source is None or out is None:
-        raise UserError("--mode=pose needs --input <a video or a folder of videos> and --out <folder to write>")
+def extract_keypoints(source: Path, out: Path) -> str:
+    """Videos under `source` -> the keypoint folder `out`; returns the summary text."""
     try:
         from asd_jax.data import pose_folder, pose_model, video_pose
     except ImportError as err:
-        raise UserError(f"--mode=pose needs {err.name or err}, a video dependency: pip install -r requirements-video.txt") from None
+        raise UserError(f"videos need {err.name or err}, a video dependency: pip install -r requirements-video.txt") from None
     videos = video_pose.find_videos(source)
     ids = pose_folder.clip_ids(videos, source)
     pose_folder.check_free(out)
     poses = video_pose.extract_all(videos, pose_model.ensure_bundle())
     pose_folder.write_folder(out, poses, ids)
-    print(summary_text(poses, out))
+    return summary_text(poses, out)
+
+
+def run(invocation) -> None:
+    source, out = invocation.input, invocation.out
+    if source is None or out is None:
+        raise UserError("--mode=pose needs --input <a video or a folder of videos> and --out <folder to write>")
+    print(extract_keypoints(source, out))

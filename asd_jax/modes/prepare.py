@@ -7,13 +7,8 @@ from pathlib import Path
 import ml_collections
 import numpy as np
 
-from asd_jax.data import dataset, folds, splits
-
-
-def _table(rows: list[dict], columns: list[str]) -> str:
-    widths = [max(len(c), *(len(str(r[c])) for r in rows)) for c in columns]
-    line = lambda values: "  ".join(str(v).rjust(w) for v, w in zip(values, widths))  # noqa: E731
-    return "\n".join([line(columns), line("-" * w for w in widths)] + [line(r[c] for c in columns) for r in rows])
+from asd_jax.data import dataset, folds, splits, user_folder
+from asd_jax.evaluation.report import text_table
 
 
 def summary_text(config: ml_collections.ConfigDict, workdir: Path) -> str:
@@ -23,13 +18,14 @@ def summary_text(config: ml_collections.ConfigDict, workdir: Path) -> str:
     parts = [
         f"dataset {clips.info.full_name} in {clips.info.data_dir}",
         "",
-        _table(dataset.summarize(clips.source), ["diagnosis", "clips", "patients", "frames"]),
+        text_table(dataset.summarize(clips.source), ["diagnosis", "clips", "patients", "frames"]),
         "",
         f"classes ({config.data.classes}): "
         + ", ".join(f"{i}={name}" for i, name in enumerate(label_map.class_names))
         + (f"; excluded: {', '.join(sorted(label_map.excluded))}" if label_map.excluded else ""),
         "",
     ]
+    parts += mixed_text(table) + reference_split_text(config, table)
     fold_rows = []
     for fold in range(config.data.num_folds):
         split = splits.make_splits(
@@ -47,8 +43,38 @@ def summary_text(config: ml_collections.ConfigDict, workdir: Path) -> str:
             row[f"{side} clips"] = f"{len(rows)} ({'/'.join(map(str, counts))})"
         fold_rows.append(row)
     parts.append(f"{config.data.num_folds} patient-grouped folds (clips per class in brackets):")
-    parts.append(_table(fold_rows, list(fold_rows[0])))
+    parts.append(text_table(fold_rows, list(fold_rows[0])))
     return "\n".join(parts)
+
+
+def mixed_text(table: splits.ClipTable) -> list[str]:
+    """How many patients have clips of more than one diagnosis (repeat visits, several disorders)."""
+    mixed, units = table.mixed_patients("diagnosis"), table.mixed_patients("label")
+    if not mixed:
+        return []
+    return [
+        f"{len(mixed)} patient(s) have clips of more than one diagnosis ({', '.join(mixed[:5])}{', ...' if len(mixed) > 5 else ''}): "
+        f"each stays on one side of every split; {len(units)} of them span several classes and are reported "
+        "as one patient-level unit per class (patient|class)",
+        "",
+    ]
+
+
+def reference_split_text(config: ml_collections.ConfigDict, table: splits.ClipTable) -> list[str]:
+    """The reference's own train/val split of a whole_annotations.pkl, and its patient leakage."""
+    side_of = user_folder.reference_split(Path(config.data.manual_dir)) if config.data.source == "files" else {}
+    if not side_of:
+        return []
+    sides: dict[str, set[str]] = {}
+    for clip_id, patient in zip(table.clip_id, table.patient_id):
+        if clip_id in side_of:
+            sides.setdefault(patient, set()).add(side_of[clip_id])
+    both = sorted(p for p, s in sides.items() if len(s) > 1)
+    return [
+        f"{user_folder.REFERENCE_ANNOTATIONS}'s own split ({', '.join(sorted(set(side_of.values())))}) is not used: "
+        f"it puts {len(both)} patient(s) on both of its sides; the folds below are patient-grouped",
+        "",
+    ]
 
 
 def run(invocation) -> None:

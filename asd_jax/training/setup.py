@@ -67,13 +67,19 @@ def setup_parallel_state(config: ml_collections.ConfigDict, fold: FoldData) -> t
     return dp, dp.put_state(host_state), weights
 
 
-def restore_selected(config: ml_collections.ConfigDict, workdir: Path, fold: FoldData) -> tuple[DataParallel, Any, int]:
-    """The state of the checkpoint a finished run stands for (checkpointing.selected_step)."""
-    dp, state, _ = setup_parallel_state(config, fold)
+def restore_selected(config: ml_collections.ConfigDict, workdir: Path, num_classes: int) -> tuple[DataParallel, Any, int]:
+    """The state of the checkpoint a finished run stands for (checkpointing.selected_step), built
+    from the run's config and its number of classes alone: no dataset is read, so a run whose
+    training data were deleted still predicts. The steps are compiled for evaluation only (the
+    training loss settings, e.g. class weights, do not matter there)."""
+    optimizer = optim.make_optimizer(config.optim, config.train.num_steps)
+    loss_config = steps.LossConfig(num_classes=num_classes, label_smoothing=config.optim.label_smoothing)
+    graphdef, host_state = create_state(config, num_classes, optimizer)
+    dp = build_parallel(config, graphdef, optimizer, loss_config)
     manager = checkpointing.open_manager(workdir, config.train)
     try:
         step = checkpointing.selected_step(manager, workdir)
-        restored = checkpointing.restore(manager, step, checkpointing.abstract_like(dp.get_state(state)))
+        restored = checkpointing.restore(manager, step, checkpointing.abstract_like(dp.get_state(dp.put_state(host_state))))
     finally:
         manager.close()
     return dp, dp.put_state(restored), step

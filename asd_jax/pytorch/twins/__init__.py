@@ -7,7 +7,9 @@ They are exact at inference; their dropout is plain torch dropout, so fine-tunin
 but does not replay JAX training bit for bit.
 
 `model(pose [B, T, 17, 3], prior [B, 5]) -> logits [B, C]`, poses normalised as the data pipeline
-does (asd_jax/data/transforms.py). Imports with torch and numpy alone.
+does (asd_jax/base/preprocess.py). `model.window_multiple`: an exported (ONNX) graph takes any
+window length T that is a multiple of it (0: only the length it was exported with). Imports
+with torch and numpy alone.
 """
 
 from __future__ import annotations

@@ -25,6 +25,7 @@ class TemporalCNNTwin(nn.Module):
                  pooling: str = "mean"):
         super().__init__()
         self.inputs, self.pooling = inputs, pooling
+        self.window_multiple = 2 ** (depth // 2)  # window lengths an exported graph takes: every stride-2 conv halves
         per_joint, per_frame = input_channels(inputs)
         self.stem = nn.Conv1d(NUM_JOINTS * per_joint + per_frame, dim, kernel)
         self.convs = nn.ModuleList([nn.Conv1d(dim, dim, kernel, stride=2 if i % 2 else 1) for i in range(depth)])

@@ -18,6 +18,7 @@ class CrossAttnTwin(nn.Module):
         super().__init__()
         del align_weight  # a training loss of the Flax model; inference does not use it
         self.patch, self.dim, self.use_prior, self.cross_attention = patch, dim, use_prior, cross_attention
+        self.window_multiple = patch  # window lengths an exported graph takes: whole patches
         self.inputs, self.encoder = inputs, encoder
         per_joint, per_frame = input_channels(inputs)
         frame_channels = NUM_JOINTS * per_joint + per_frame

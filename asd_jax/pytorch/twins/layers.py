@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from asd_jax.base.architecture import BONE_PARENTS, MOTION_LAG, SEGMENTS, sinusoidal_positions
+from asd_jax.base.architecture import BONE_PARENTS, MOTION_LAG, SEGMENTS
 from asd_jax.base.skeleton import MIN_SCORE
 
 LAYER_NORM_EPS = 1e-6  # flax.nnx.LayerNorm's default
@@ -69,7 +70,12 @@ def gelu(x: torch.Tensor) -> torch.Tensor:
 
 
 def positions(length: int, dim: int) -> torch.Tensor:
-    return torch.from_numpy(sinusoidal_positions(length, dim))
+    """base.architecture.sinusoidal_positions in torch (float64, like numpy, then float32), so that
+    an exported graph takes windows of any length."""
+    freqs = torch.from_numpy(np.exp(-np.log(10000.0) * np.arange(0, dim, 2) / dim))
+    angles = torch.arange(length, dtype=torch.float64)[:, None] * freqs
+    codes = torch.stack([torch.sin(angles), torch.cos(angles)], dim=-1).reshape(length, -1)
+    return codes[:, :dim].to(torch.float32)
 
 
 def same_padding(length: int, kernel: int, stride: int) -> tuple[int, int]:

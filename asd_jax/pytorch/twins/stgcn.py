@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -39,6 +40,7 @@ class STGCNTwin(nn.Module):
         per_joint, per_frame = input_channels(inputs)
         self.channels = per_joint + per_frame
         plan = block_plan(dim, depth, self.channels)
+        self.window_multiple = int(np.prod([stride for _, _, stride in plan]))  # window lengths an exported graph takes
         self.input_norm = BatchNormLast(NUM_JOINTS * self.channels)
         self.blocks = nn.ModuleList([STGCNBlockTwin(i, o, s, dropout) for i, o, s in plan])
         self.head = nn.Linear(plan[-1][1], num_classes)

@@ -61,6 +61,7 @@ class ViTPhaseMixTwin(nn.Module):
                  max_steps: int, segment: int, inputs: str = "joints"):
         super().__init__()
         self.dim, self.max_steps, self.segment, self.inputs = dim, max_steps, segment, inputs
+        self.window_multiple = 0  # one window length only: the step detector's fallback cuts are constants of it
         per_joint, per_frame = input_channels(inputs)
         self.embed = nn.Linear(2 * (NUM_JOINTS * per_joint + per_frame), dim)
         self.blocks = nn.ModuleList([Block(dim, num_heads, mlp_ratio, dropout) for _ in range(depth)])

@@ -1,0 +1,159 @@
+"""`--mode=predict`: a trained run's diagnosis of new clips, without labels and without the data
+it was trained on.
+
+    python launch.py --mode=predict --workdir runs/crossattn --input /path/to/keypoints-or-videos [--out folder]
+
+`--input` is a keypoint folder (annotations.pkl or the reference's whole_annotations.pkl,
+optional clips.csv with clip_id, patient_id, fps, optional doctor*.csv; see
+asd_jax/data/user_folder.py for what stands in for a missing clips.csv), one video, or a folder
+of videos (extracted into `<out>/keypoints/` first, as --mode=pose does). Classes, preprocessing
+and the model come from the run's config.json, the weights from its selected checkpoint (the
+fitted estimator for `features`). `--config` is optional and supplies only the test-time fields
+TEST_TIME_FIELDS of `config.data`; everything else stays as the run was trained.
+
+Writes to `<workdir>/predict/` (or `--out`): predictions_clips.csv (clip_id, patient_id,
+prediction, p_<class>, gait parameters), predictions_patients.csv (per patient: the mean of its
+clips' probabilities) and one figure per clip in figures/, and prints the patients' table.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import jax
+import ml_collections
+import numpy as np
+from tqdm import tqdm
+
+from asd_jax.base.errors import RunStateError, UserDataError, UserError
+from asd_jax.data import folds, gait_params, input_pipeline, splits, transforms, user_folder
+from asd_jax.evaluation import aggregate, plots, protocol, report
+from asd_jax.evaluation.explanations import frame_attention
+from asd_jax.modes import explain, pose
+from asd_jax.training import checkpointing
+
+TEST_TIME_FIELDS = ("eval_batch_size", "test_flip", "default_prior")  # of config.data, taken from --config
+PREDICTIONS = ("predictions_clips.csv", "predictions_patients.csv")
+FIGURES, KEYPOINTS, OUT_DIR = "figures", "keypoints", "predict"
+
+
+def predict_config(workdir: Path, override: ml_collections.ConfigDict | None) -> ml_collections.ConfigDict:
+    """The run's own config, with the test-time fields of `--config` when one is given."""
+    if not (workdir / checkpointing.CONFIG_FILE).exists() and (workdir / "fold_0").is_dir():
+        raise RunStateError(f"{workdir} is a cross-validation run: predict with one of its folds, e.g. --workdir={workdir / 'fold_0'}")
+    config = checkpointing.load_run_config(workdir)
+    if override is not None:
+        for field in TEST_TIME_FIELDS:
+            config.data[field] = override.data[field]
+    return config
+
+
+def check_free(out: Path, *, videos: bool) -> None:
+    """Refuses to write over earlier predictions (or keypoints): one error naming them all."""
+    taken = [out / name for name in (*PREDICTIONS, FIGURES) if (out / name).exists()]
+    if videos:
+        taken += [out / KEYPOINTS / name for name in (user_folder.ANNOTATIONS, user_folder.CLIPS) if (out / KEYPOINTS / name).exists()]
+    if taken:
+        raise UserError(
+            f"{out} already holds predictions ({', '.join(str(p.relative_to(out)) for p in taken)}); "
+            "choose another --out or move them away first"
+        )
+
+
+def is_keypoint_folder(source: Path) -> bool:
+    return source.is_dir() and any((source / name).exists() for name in user_folder.SKELETON_FILES)
+
+
+def load_clips(folder: Path, config: ml_collections.ConfigDict, class_names: tuple[str, ...]) -> folds.FoldData:
+    """Every clip of a keypoint folder, unlabeled, as the test side of a fold."""
+    records = list(user_folder.read_user_folder(folder, default_prior_spec=config.data.default_prior, need_diagnosis=False))
+    return folds.test_only(records, splits.ClipTable.for_prediction(records), class_names)
+
+
+def clip_figure(
+    config, fold: folds.FoldData, row: int, probs: np.ndarray, gait: dict[str, float], attention_windows, out_dir: Path
+) -> None:
+    """The clip's explanation: attention heatmap and key frames for attention models, else its
+    skeleton beside its predicted probabilities."""
+    clip = input_pipeline.load_clip(fold.source, fold.table, row, config.data.fps)
+    normalised = transforms.normalize_pose(clip["pose"])
+    clip_id, predicted = str(fold.table.clip_id[row]), fold.class_names[int(np.argmax(probs))]
+    title = f"{clip_id}: {predicted} ({probs.max():.0%}); {explain.gait_text(gait)}"
+    if attention_windows is None:
+        plots.skeleton_probabilities(normalised, probs, fold.class_names, out_dir / f"{clip_id}_prediction.png", title)
+        return
+    maps, starts = attention_windows
+    attention = frame_attention(maps, starts, len(normalised), config.data.window)
+    explain.draw_attention(normalised, attention, config.data.fps, out_dir, clip_id, title)
+
+
+def predict_folder(config: ml_collections.ConfigDict, workdir: Path, folder: Path, out: Path) -> dict[str, Any]:
+    """Scores every clip of a keypoint folder with the run's selected model and writes the outputs."""
+    class_names = folds.class_names(config.data)
+    fold = load_clips(folder, config, class_names)
+    table, rows = fold.table, fold.split.test
+    scorer, step = protocol.restore_scorer(config, workdir, len(class_names), fold, progress=True)
+    windows = scorer.windows(fold, rows)
+    clips = aggregate.clips_from_windows(windows["logits"], windows["clip_index"], rows, table.clip_id, table.label)
+    patients = aggregate.patients_from_clips(clips, table.patient_id[rows])  # no labels: one unit per patient
+    starts = input_pipeline.eval_windows(table, rows, config.data)[:, 1] if "attention" in windows else None
+    gait = {}
+    if jax.process_index() == 0:
+        out.mkdir(parents=True, exist_ok=True)
+        for i, row in enumerate(tqdm(rows, desc="gait and figures", unit="clip", dynamic_ncols=True)):
+            record = fold.source[int(table.record[row])]
+            clip_id = str(table.clip_id[row])
+            gait[clip_id] = gait_params.gait_parameters(record["pose"], float(record["fps"]))
+            members = windows["clip_index"] == row
+            attention = None if starts is None else (windows["attention"][members], starts[members])
+            clip_figure(config, fold, int(row), clips.probs[i], gait[clip_id], attention, out / FIGURES)
+        patient_of = dict(zip(table.clip_id.tolist(), table.patient_id.tolist()))
+        report.write_predictions(out / PREDICTIONS[0], "clip", clips, class_names, patient_of, gait, labelled=False)
+        report.write_predictions(out / PREDICTIONS[1], "patient", patients, class_names, patient_of, labelled=False)
+    counts = dict(zip(*np.unique(table.patient_id[rows].astype(str), return_counts=True)))
+    return {"selected_step": step, "class_names": class_names, "patients": patients, "clips": clips, "clips_per_patient": counts}
+
+
+def summary_text(result: dict[str, Any], workdir: Path, out: Path) -> str:
+    """The patients' table (patient, predicted class, probabilities, clips) and where files went."""
+    patients, names = result["patients"], result["class_names"]
+    rows = [
+        {
+            "patient": p,
+            "predicted": names[pred],
+            **{f"p_{c}": f"{v:.3f}" for c, v in zip(names, probs)},
+            "clips": result["clips_per_patient"][p],
+        }
+        for p, pred, probs in zip(patients.ids, patients.preds, patients.probs)
+    ]
+    return "\n".join(
+        [
+            report.text_table(rows, list(rows[0])),
+            "",
+            f"{len(result['clips'].ids)} clip(s) of {len(rows)} patient(s), model of {workdir} (selected step {result['selected_step']}); "
+            f"wrote {out / PREDICTIONS[0]}, {out / PREDICTIONS[1]} and {out / FIGURES}/",
+        ]
+    )
+
+
+def run_predict(config: ml_collections.ConfigDict | None, workdir: Path | None, source: Path | None, out: Path | None) -> dict[str, Any]:
+    if workdir is None or source is None:
+        raise UserError("--mode=predict needs --workdir <a trained run> and --input <a keypoint folder, a video or a folder of videos>")
+    config = predict_config(workdir, config)
+    out = out or workdir / OUT_DIR
+    if not source.exists():
+        raise UserDataError(source, "not found")
+    videos = not is_keypoint_folder(source)
+    check_free(out, videos=videos)
+    folder = source
+    if videos:
+        folder = out / KEYPOINTS
+        print(pose.extract_keypoints(source, folder))
+    result = predict_folder(config, workdir, folder, out)
+    print(summary_text(result, workdir, out))
+    return result
+
+
+def run(invocation) -> None:
+    run_predict(invocation.config, invocation.workdir, invocation.input, invocation.out)
