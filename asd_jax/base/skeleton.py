@@ -96,3 +96,15 @@ def default_prior(spec: str) -> np.ndarray:
     prior = np.zeros(NUM_REGIONS, np.float32)
     prior[region_index(spec)] = 1.0
     return prior
+
+
+def neutral_pose() -> np.ndarray:
+    """[17, 2] an upright, still standing pose in the normalised frame (mid-hip origin, torso-length
+    unit, y up): the reference that integrated gradients measure a walk against."""
+    xy = {
+        "nose": (0.12, 1.30), "left_eye": (0.09, 1.35), "right_eye": (0.09, 1.35), "left_ear": (0.0, 1.32), "right_ear": (0.0, 1.32),
+        "left_shoulder": (0.05, 1.0), "right_shoulder": (-0.05, 1.0), "left_elbow": (0.05, 0.36), "right_elbow": (-0.05, 0.36),
+        "left_wrist": (0.12, -0.12), "right_wrist": (-0.02, -0.12), "left_hip": (0.04, 0.0), "right_hip": (-0.04, 0.0),
+        "left_knee": (0.06, -0.85), "right_knee": (-0.04, -0.85), "left_ankle": (0.04, -1.7), "right_ankle": (-0.06, -1.7),
+    }
+    return np.array([xy[name] for name in JOINT_NAMES], np.float32)

@@ -1,14 +1,19 @@
-"""Explanation numerics: attention maps over frames and joints, and their agreement with the raters.
-
-Pure numpy, so they are tested on their own and shared by `--mode=explain` and prediction reports.
+"""One clip's explanation, as `--mode=explain` and `--mode=predict` draw it: occlusion attributions
+over regions and time, integrated gradients over joints and frames (asd_jax/evaluation/attribution.py),
+computed per evaluation window and laid back onto the clip's frames; and, for attention models, the
+prior-biased attention map, which is shown as what it is, not as the explanation.
 """
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 from scipy.stats import spearmanr
 
+from asd_jax.base import preprocess
 from asd_jax.base.skeleton import NUM_JOINTS, REGIONS
+from asd_jax.evaluation import attribution
 
 
 def attention_agreement(attention: np.ndarray, prior: np.ndarray) -> dict[str, float]:
@@ -34,3 +39,50 @@ def joint_weights(region_by_frame: np.ndarray) -> np.ndarray:
     for r, joints in enumerate(REGIONS.values()):
         weights[:, list(joints)] = region_by_frame[r][:, None]
     return weights
+
+
+@dataclasses.dataclass
+class ClipExplanation:
+    """A clip's attributions for the class the model predicts for it."""
+
+    target: int  # the predicted class (mean logits over the clip's windows)
+    region_time: np.ndarray  # [regions, frames] occlusion: drop in log p(target) when hidden
+    joint_frame: np.ndarray | None  # [frames, joints] integrated gradients (when asked for)
+    completeness_gap: float  # |sum of IG - (f(input) - f(baseline))|, averaged over windows
+
+    @property
+    def region(self) -> np.ndarray:
+        """[regions] mean occlusion attribution over the clip."""
+        return self.region_time.mean(-1)
+
+
+def windows_to_frames(values: np.ndarray, starts: np.ndarray, num_frames: int, window: int) -> np.ndarray:
+    """[W, ..., window] per-window values -> [..., frames], overlaps averaged."""
+    total = np.zeros((*values.shape[1:-1], max(num_frames, window)))
+    count = np.zeros(total.shape[-1])
+    for value, start in zip(values, starts, strict=True):
+        total[..., start : start + window] += value
+        count[start : start + window] += 1
+    return (total / np.maximum(count, 1))[..., :num_frames]
+
+
+def explain_clip(
+    apply, pose: np.ndarray, fps: float, prior: np.ndarray, data, *, bins: int = 8, integrated: bool = False, target: int | None = None
+) -> ClipExplanation:
+    """Attributions of one stored clip (pose [T, 17, 3] at `fps`) for its predicted class (or
+    `target`), windowed as evaluation windows it (`data`: the run's config.data, unmirrored)."""
+    pose = preprocess.resample_fps(np.asarray(pose, np.float32), float(fps), data.fps)
+    starts = preprocess.eval_window_starts(pose.shape[0], data.window, data.eval_stride)
+    windows = np.stack([preprocess.eval_window(pose, s, data.window, False) for s in starts])
+    priors = np.repeat(np.asarray(prior, np.float32)[None], len(windows), axis=0)
+    if target is None:
+        target = int(np.argmax(np.asarray(apply(windows, priors)).mean(0)))
+    targets = np.full(len(windows), target, np.int32)
+    occluded = np.asarray(attribution.occlusion(apply, windows, priors, targets, bins=bins))  # [W, R, bins]
+    region_time = windows_to_frames(np.repeat(occluded, data.window // bins, axis=-1), starts, len(pose), data.window)
+    joint_frame, gap = None, float("nan")
+    if integrated:
+        ig, delta = (np.asarray(v) for v in attribution.integrated_gradients(apply, windows, priors, targets))
+        joint_frame = windows_to_frames(ig.transpose(0, 2, 1), starts, len(pose), data.window).T
+        gap = float(np.abs(ig.sum((1, 2)) - delta).mean())
+    return ClipExplanation(target, region_time, joint_frame, gap)
