@@ -147,6 +147,27 @@ CLINICAL_FEATURE_NAMES: tuple[str, ...] = (
 )
 
 
+# The clinical features a rater's region stands for (the signs raters judge it by,
+# asd_jax/data/synthetic/raters.py CRITERIA); a feature may inform two regions. Knee and timing
+# measures belong to no rater region and are reported on their own.
+REGION_FEATURE_PREFIXES: dict[str, tuple[str, ...]] = {
+    "head": ("head_",),
+    "shoulder": ("trunk_", "arm_swing_"),
+    "wrist": ("arm_swing_",),
+    "lumbar_pelvis": ("trunk_", "hip_"),
+    "foot": ("step_", "cadence", "stride_time", "stance_swing_ratio"),
+    "knee (no rater region)": ("knee_",),
+}
+
+
+def region_feature_groups() -> dict[str, list[int]]:
+    """Region -> column indices of CLINICAL_FEATURE_NAMES (REGION_FEATURE_PREFIXES)."""
+    return {
+        region: [i for i, name in enumerate(CLINICAL_FEATURE_NAMES) if name.startswith(prefixes)]
+        for region, prefixes in REGION_FEATURE_PREFIXES.items()
+    }
+
+
 def clinical_features(pose: np.ndarray, fps: float, target_fps: float = 30.0) -> np.ndarray:
     """The clinical feature vector (CLINICAL_FEATURE_NAMES) of one clip; NaN where a measure has
     no data (the classifier's imputer fills it)."""

@@ -25,12 +25,7 @@ def attention_agreement(attention: np.ndarray, prior: np.ndarray) -> dict[str, f
 def frame_attention(window_attention: np.ndarray, starts: np.ndarray, num_frames: int, window: int) -> np.ndarray:
     """Per-window token maps [W, R, T'] -> one [R, frames] map, overlaps averaged."""
     patch = window // window_attention.shape[-1]
-    total = np.zeros((window_attention.shape[1], max(num_frames, window)))
-    count = np.zeros(total.shape[1])
-    for attention, start in zip(window_attention, starts):
-        total[:, start : start + window] += np.repeat(attention, patch, axis=-1)
-        count[start : start + window] += 1
-    return (total / np.maximum(count, 1))[:, :num_frames]
+    return windows_to_frames(np.repeat(window_attention, patch, axis=-1), starts, num_frames, window)
 
 
 def joint_weights(region_by_frame: np.ndarray) -> np.ndarray:
@@ -66,23 +61,48 @@ def windows_to_frames(values: np.ndarray, starts: np.ndarray, num_frames: int, w
     return (total / np.maximum(count, 1))[..., :num_frames]
 
 
+def bins_to_frames(values: np.ndarray, window: int) -> np.ndarray:
+    """[..., bins] -> [..., window]: each frame takes the value of the occlusion bin it lies in
+    (the bins of attribution.occlusion_masks)."""
+    edges = np.linspace(0, window, values.shape[-1] + 1).round().astype(int)
+    return values[..., np.searchsorted(edges[1:], np.arange(window), side="right")]
+
+
+def clip_windows(pose: np.ndarray, fps: float, data) -> tuple[np.ndarray, np.ndarray]:
+    """(windows [W, window, 17, 3], their starts) of a stored clip, unmirrored, as evaluation cuts them."""
+    pose = preprocess.resample_fps(np.asarray(pose, np.float32), float(fps), data.fps)
+    starts = preprocess.eval_window_starts(pose.shape[0], data.window, data.eval_stride)
+    return np.stack([preprocess.eval_window(pose, s, data.window, False) for s in starts]), starts
+
+
 def explain_clip(
     apply, pose: np.ndarray, fps: float, prior: np.ndarray, data, *, bins: int = 8, integrated: bool = False, target: int | None = None
 ) -> ClipExplanation:
     """Attributions of one stored clip (pose [T, 17, 3] at `fps`) for its predicted class (or
-    `target`), windowed as evaluation windows it (`data`: the run's config.data, unmirrored)."""
-    pose = preprocess.resample_fps(np.asarray(pose, np.float32), float(fps), data.fps)
-    starts = preprocess.eval_window_starts(pose.shape[0], data.window, data.eval_stride)
-    windows = np.stack([preprocess.eval_window(pose, s, data.window, False) for s in starts])
+    `target`), over the windows evaluation cuts (`data`: the run's config.data)."""
+    windows, starts = clip_windows(pose, fps, data)
+    frames = preprocess.resampled_length(len(pose), float(fps), data.fps)
     priors = np.repeat(np.asarray(prior, np.float32)[None], len(windows), axis=0)
     if target is None:
         target = int(np.argmax(np.asarray(apply(windows, priors)).mean(0)))
-    targets = np.full(len(windows), target, np.int32)
-    occluded = np.asarray(attribution.occlusion(apply, windows, priors, targets, bins=bins))  # [W, R, bins]
-    region_time = windows_to_frames(np.repeat(occluded, data.window // bins, axis=-1), starts, len(pose), data.window)
+    occluded, targets = _window_occlusion(apply, windows, priors, target, bins)  # [W, R, bins]
+    region_time = windows_to_frames(bins_to_frames(occluded, data.window), starts, frames, data.window)
     joint_frame, gap = None, float("nan")
     if integrated:
         ig, delta = (np.asarray(v) for v in attribution.integrated_gradients(apply, windows, priors, targets))
-        joint_frame = windows_to_frames(ig.transpose(0, 2, 1), starts, len(pose), data.window).T
+        joint_frame = windows_to_frames(ig.transpose(0, 2, 1), starts, frames, data.window).T
         gap = float(np.abs(ig.sum((1, 2)) - delta).mean())
     return ClipExplanation(target, region_time, joint_frame, gap)
+
+
+def clip_occlusion(apply, pose: np.ndarray, fps: float, prior: np.ndarray, target: int, data, *, bins: int = 8) -> np.ndarray:
+    """[regions, bins] occlusion of one clip for `target`, averaged over its windows (window-relative
+    time): the unit the cohort statistics and sanity checks compare."""
+    windows, _ = clip_windows(pose, fps, data)
+    priors = np.repeat(np.asarray(prior, np.float32)[None], len(windows), axis=0)
+    return _window_occlusion(apply, windows, priors, target, bins)[0].mean(0)
+
+
+def _window_occlusion(apply, windows: np.ndarray, priors: np.ndarray, target: int, bins: int) -> tuple[np.ndarray, np.ndarray]:
+    targets = np.full(len(windows), target, np.int32)
+    return np.asarray(attribution.occlusion(apply, windows, priors, targets, bins=bins)), targets

@@ -1,9 +1,15 @@
-"""`--mode=explain`: where the trained model looks, next to where clinicians look.
+"""`--mode=explain`: which body regions and which moments of the walk drive a trained model's
+diagnoses, with the checks that say whether to believe it.
 
-For chosen test clips: a region x time attention heatmap, key frames with joints coloured by
-attention, an animated GIF of the first clip, and gait parameters. Over all test clips: mean
-attention per region per class beside the raters' mean prior, and their agreement (Spearman rank
-correlation and whether the top region matches). Written to `<workdir>/report/explain/`.
+For every model family, over the fold's test clips (asd_jax/evaluation/explanation_report.py):
+attribution per region and class, its agreement with the raters beside the chance level of the
+same architecture untrained, and the model-randomisation check. For the chosen clips of a pose
+model (`explain.clip_id`, or the first `explain.per_class` test clips of each class): a region x
+time occlusion heatmap with the heel strikes marked, key frames whose joints are coloured by
+integrated gradients, an animated GIF of the first clip and its gait parameters. For attention
+models the attention map is reported too, as what it is: biased towards the raters' regions by
+construction (the prior enters its logits), so it is not the explanation.
+Written to `<workdir>/report/explain/` (explanations.json and figures).
 """
 
 from __future__ import annotations
@@ -15,13 +21,20 @@ from typing import Any
 import jax
 import ml_collections
 import numpy as np
+from flax import nnx
 
 from asd_jax.base.errors import ConfigError
+from asd_jax.base.preprocess import normalize_pose, resample_fps
 from asd_jax.base.skeleton import REGION_NAMES
-from asd_jax.data import folds, gait_params, input_pipeline, transforms
-from asd_jax.evaluation import plots, predict
-from asd_jax.evaluation.explanations import attention_agreement, frame_attention, joint_weights
-from asd_jax.training import setup
+from asd_jax.data import folds, gait_params
+from asd_jax.data.gait_features import FeatureCache
+from asd_jax.evaluation import attribution, explanation_plots, explanation_report, plots, predict
+from asd_jax.evaluation.explanations import attention_agreement, explain_clip, joint_weights
+from asd_jax.evaluation.protocol import FEATURES
+from asd_jax.models import build_model
+from asd_jax.training import fit_features, setup
+
+OUT_DIR = ("report", "explain")
 
 
 def chosen_rows(config: ml_collections.ConfigDict, fold) -> np.ndarray:
@@ -36,64 +49,116 @@ def chosen_rows(config: ml_collections.ConfigDict, fold) -> np.ndarray:
     return np.concatenate([test[table.label[test] == c][: config.explain.per_class] for c in range(len(fold.class_names))])
 
 
+def test_clips(fold, rows: np.ndarray) -> list[dict[str, Any]]:
+    """The stored pose, fps, raters' prior and true class of each of `rows`."""
+    table = fold.table
+    out = []
+    for row in rows:
+        record = fold.source[int(table.record[row])]
+        out.append({"pose": np.asarray(record["pose"], np.float32), "fps": float(record["fps"]),
+                    "prior": np.asarray(record["prior"], np.float32), "label": int(table.label[row]), "clip_id": str(table.clip_id[row])})
+    return out
+
+
 def explain(config: ml_collections.ConfigDict, workdir: Path) -> dict[str, Any]:
     fold = folds.prepare_fold(config, workdir)
-    dp, state, step = setup.restore_selected(config, workdir, len(fold.class_names))
-    scorer = predict.WindowScorer(config, dp, state)
-    table, out_dir = fold.table, workdir / "report" / "explain"
-    result = predict.evaluate_rows(scorer, fold, fold.split.test)
-    if not result.clip_attention:
-        raise ConfigError(f"model {config.model.name!r} returns no attention maps to explain")
-    clips = {}
-    for i, row in enumerate(chosen_rows(config, fold)):
-        clips[str(table.clip_id[row])] = explain_clip(config, dp, state, fold, int(row), out_dir, gif=i == 0)
+    out_dir = workdir.joinpath(*OUT_DIR)
+    if config.model.name == FEATURES:
+        payload = explain_features(config, workdir, fold)
+    else:
+        payload = explain_pose_model(config, workdir, fold, out_dir)
+    if jax.process_index() == 0:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        prior = np.array(list(payload["mean_prior"].values())) if len(payload["mean_prior"]) == len(fold.class_names) else None
+        explanation_plots.attribution_by_class(
+            np.array(list(payload["mean_attribution"].values())), fold.class_names, out_dir / "attribution_by_class.png", prior=prior
+        )
+        (out_dir / "explanations.json").write_text(json.dumps({"regions": list(REGION_NAMES), **payload}, indent=2))
+    return {"agreement": payload["agreement"], "randomisation_check": payload["randomisation_check"], "written_to": str(out_dir)}
 
+
+def explain_features(config: ml_collections.ConfigDict, workdir: Path, fold) -> dict[str, Any]:
+    fitted = fit_features.restore(workdir)
+    cache = FeatureCache(fold.source, fold.table, config.data.fps)
+    train, test = fold.split.train, fold.split.test
+    priors = np.stack([np.asarray(fold.source[int(fold.table.record[r])]["prior"], np.float32) for r in test])
+    payload = explanation_report.features_explanations(
+        fitted.estimator, cache.matrix(train), fold.table.label[train], cache.matrix(test), fold.table.label[test],
+        priors, fold.class_names, seed=config.seed,
+    )
+    return {"selected_step": fitted.selected_step, **payload}
+
+
+def explain_pose_model(config: ml_collections.ConfigDict, workdir: Path, fold, out_dir: Path) -> dict[str, Any]:
     num_classes = len(fold.class_names)
-    test = fold.split.test
-    mean_attention, mean_prior, agreement = np.zeros((num_classes, len(REGION_NAMES))), np.zeros((num_classes, len(REGION_NAMES))), {}
+    model, step = setup.restore_model(config, workdir, num_classes)
+    trained = attribution.model_apply(model)
+    untrained = attribution.model_apply(build_model(config, num_classes, nnx.Rngs(config.seed + 1)))
+    clips = test_clips(fold, fold.split.test)
+    payload = explanation_report.deep_model_explanations(trained, untrained, clips, fold.class_names, config.data)
+    chosen = {}
+    for i, clip in enumerate(test_clips(fold, chosen_rows(config, fold))):
+        chosen[clip["clip_id"]] = explain_one(trained, clip, fold.class_names, config.data, out_dir, gif=i == 0)
+    sample = clips[0]
+    has_attention = model(normalize_pose(sample["pose"][None, : config.data.window]), sample["prior"][None]).attention is not None
+    attention = prior_biased_attention(config, workdir, fold) if has_attention else None
+    return {"selected_step": step, **payload, "clips": chosen, **({"attention_prior_biased": attention} if attention else {})}
+
+
+def explain_one(apply, clip: dict[str, Any], class_names: tuple[str, ...], data, out_dir: Path, *, gif: bool) -> dict[str, Any]:
+    """Figures and numbers of one clip, explained for the class the model predicts."""
+    ex = explain_clip(apply, clip["pose"], clip["fps"], clip["prior"], data, integrated=True)
+    pose = normalize_pose(resample_fps(clip["pose"], clip["fps"], data.fps))
+    gait = gait_params.gait_parameters(clip["pose"], clip["fps"])
+    predicted, clip_id = class_names[ex.target], clip["clip_id"]
+    title = f"{clip_id}: {class_names[clip['label']]} (predicted {predicted}); {gait_text(gait)}"
+    if jax.process_index() == 0:
+        draw_clip(pose, ex.region_time, ex.joint_frame, data.fps, out_dir, clip_id, title, gif=gif)
+    return {
+        "label": class_names[clip["label"]],
+        "predicted": predicted,
+        "region_attribution": dict(zip(REGION_NAMES, ex.region.round(5).tolist())),
+        "integrated_gradients_completeness_gap": round(ex.completeness_gap, 6),
+        "prior": dict(zip(REGION_NAMES, clip["prior"].round(4).tolist())),
+        "gait": gait,
+    }
+
+
+def draw_clip(
+    pose: np.ndarray, region_time: np.ndarray, joint_frame: np.ndarray | None, fps: float, out_dir: Path, clip_id: str, title: str,
+    *, gif: bool = False,
+) -> list[Path]:
+    """A clip's region x time occlusion heatmap (heel strikes marked) and key frames coloured by
+    joint attribution (integrated gradients when given, else each joint's region occlusion);
+    `pose` normalised at `fps`."""
+    strikes = {side: (frames / fps).tolist() for side, frames in gait_params.heel_strikes(pose, fps).items()}
+    joints = joint_weights(region_time) if joint_frame is None else joint_frame
+    written = [
+        explanation_plots.region_time_heatmap(region_time, len(pose) / fps, strikes, out_dir / f"{clip_id}_regions_time.png", title),
+        explanation_plots.attribution_keyframes(pose, joints, out_dir / f"{clip_id}_keyframes.png", title),
+    ]
+    if gif:
+        magnitude = np.abs(joints) / max(float(np.abs(joints).max()), 1e-12)
+        written.append(plots.skeleton_gif(pose, magnitude, out_dir / f"{clip_id}.gif", fps, title))
+    return written
+
+
+def prior_biased_attention(config: ml_collections.ConfigDict, workdir: Path, fold) -> dict[str, Any]:
+    """Mean cross-attention per region and class and its agreement with the raters."""
+    dp, state, _ = setup.restore_selected(config, workdir, len(fold.class_names))
+    result = predict.evaluate_rows(predict.WindowScorer(config, dp, state), fold, fold.split.test)
+    table, test = fold.table, fold.split.test
+    out = {"note": "the clinical prior biases these logits towards the raters' regions by construction: not an explanation"}
     for c, name in enumerate(fold.class_names):
         rows = test[table.label[test] == c]
         masses = np.array([result.clip_attention[str(table.clip_id[r])].mean(-1) for r in rows])
         priors = np.array([fold.source[int(table.record[r])]["prior"] for r in rows])
-        mean_attention[c], mean_prior[c] = masses.mean(0), priors.mean(0)
-        scores = [attention_agreement(m, p) for m, p in zip(masses, priors)]
-        agreement[name] = {k: float(np.nanmean([s[k] for s in scores])) for k in ("spearman", "top_region_match")}
-    payload = {
-        "selected_step": step,
-        "regions": list(REGION_NAMES),
-        "mean_attention": dict(zip(fold.class_names, mean_attention.round(4).tolist())),
-        "mean_prior": dict(zip(fold.class_names, mean_prior.round(4).tolist())),
-        "agreement": agreement,
-        "clips": clips,
-    }
-    if jax.process_index() == 0:
-        plots.attention_vs_prior(mean_attention, mean_prior, fold.class_names, out_dir / "attention_vs_prior.png")
-        (out_dir / "explanations.json").write_text(json.dumps(payload, indent=2))
-    return {"agreement": agreement, "written_to": str(out_dir)}
-
-
-def explain_clip(config, dp, state, fold, row: int, out_dir: Path, *, gif: bool) -> dict[str, Any]:
-    """Figures and numbers of one clip."""
-    data, table = config.data, fold.table
-    windows = input_pipeline.eval_windows(table, np.array([row]), data)
-    outputs = predict.predict_windows(dp, state, input_pipeline.eval_batches(fold.source, table, np.array([row]), data))
-    clip = input_pipeline.load_clip(fold.source, table, row, data.fps)
-    pose = transforms.normalize_pose(clip["pose"])
-    attention = frame_attention(outputs["attention"], windows[:, 1], len(pose), data.window)
-    clip_id, name = str(table.clip_id[row]), fold.class_names[table.label[row]]
-    probs = np.exp(outputs["logits"].mean(0) - outputs["logits"].mean(0).max())
-    predicted = fold.class_names[int(np.argmax(probs))]
-    gait = gait_params.gait_parameters(fold.source[int(table.record[row])]["pose"], float(table.fps[row]))
-    title = f"{clip_id}: {name} (predicted {predicted}); {gait_text(gait)}"
-    if jax.process_index() == 0:
-        draw_attention(pose, attention, data.fps, out_dir, clip_id, title, gif=gif)
-    return {
-        "label": name,
-        "predicted": predicted,
-        "region_attention": dict(zip(REGION_NAMES, attention.mean(-1).round(4).tolist())),
-        "prior": dict(zip(REGION_NAMES, np.asarray(clip["prior"]).round(4).tolist())),
-        "gait": gait,
-    }
+        scores = [attention_agreement(m, p) for m, p in zip(masses, priors) if np.ptp(p) > 0]
+        out[name] = {
+            "mean_attention": masses.mean(0).round(4).tolist(),
+            **{k: float(np.nanmean([s[k] for s in scores])) if scores else float("nan") for k in ("spearman", "top_region_match")},
+        }
+    return out
 
 
 def gait_text(gait: dict[str, float]) -> str:
@@ -102,20 +167,6 @@ def gait_text(gait: dict[str, float]) -> str:
         f"cadence {gait['cadence_steps_per_min']:.0f} steps/min, "
         f"trunk {gait['trunk_inclination_deg']:.0f}° ({gait['trunk_inclination_change_deg']:+.0f}° over the walk)"
     )
-
-
-def draw_attention(
-    pose: np.ndarray, attention: np.ndarray, fps: float, out_dir: Path, clip_id: str, title: str, *, gif: bool = False
-) -> list[Path]:
-    """A clip's region x time attention heatmap and key frames with joints coloured by attention
-    (and an animated GIF): `pose` normalised at `fps`, `attention` [regions, frames]."""
-    written = [
-        plots.attention_heatmap(attention, fps, out_dir / f"{clip_id}_attention.png", title),
-        plots.skeleton_keyframes(pose, joint_weights(attention), out_dir / f"{clip_id}_keyframes.png", title),
-    ]
-    if gif:
-        written.append(plots.skeleton_gif(pose, joint_weights(attention), out_dir / f"{clip_id}.gif", fps, title))
-    return written
 
 
 def run(invocation) -> dict[str, Any]:

@@ -24,26 +24,12 @@ from flax import nnx
 from asd_jax.base.errors import ParityError
 from asd_jax.base.skeleton import NUM_JOINTS, REGION_NAMES
 from asd_jax.data import folds, input_pipeline
-from asd_jax.models import build_model
 from asd_jax.models.variables import flat_state
 from asd_jax.pytorch import convert, deploy
 from asd_jax.training import setup
 
 EXPORT_DIR = "export"
 PARITY_TOLERANCE = 1e-4  # max |logit difference| on real windows; fp32 reorderings stay near 1e-6
-
-
-def restored_model(config: ml_collections.ConfigDict, workdir: Path) -> tuple[nnx.Module, folds.FoldData, int]:
-    """The Flax model with the weights of the run's selected checkpoint, computing in float32
-    (the twin's precision) even when the run trained in bfloat16."""
-    config = config.copy_and_resolve_references()
-    config.train.compute_dtype = "float32"
-    fold = folds.prepare_fold(config, workdir)
-    dp, state, step = setup.restore_selected(config, workdir, len(fold.class_names))
-    host = dp.get_state(state)
-    model = build_model(config, len(fold.class_names), nnx.Rngs(0))
-    nnx.update(model, host.ema_params, host.model_state)  # the evaluated weights (the params when EMA is off)
-    return model, fold, step
 
 
 def sample_windows(config: ml_collections.ConfigDict, fold: folds.FoldData, rows: np.ndarray) -> dict[str, np.ndarray]:
@@ -119,7 +105,8 @@ def export_workdir(config: ml_collections.ConfigDict, workdir: Path) -> dict[str
     import safetensors.numpy
     import torch
 
-    model, fold, step = restored_model(config, workdir)
+    fold = folds.prepare_fold(config, workdir)
+    model, step = setup.restore_model(config, workdir, len(fold.class_names))
     state_dict = convert.flax_to_torch(flat_state(nnx.state(model)))
     twin = torch_twin(config, len(fold.class_names), state_dict)
     sample = sample_windows(config, fold, fold.split.test)

@@ -83,3 +83,16 @@ def restore_selected(config: ml_collections.ConfigDict, workdir: Path, num_class
     finally:
         manager.close()
     return dp, dp.put_state(restored), step
+
+
+def restore_model(config: ml_collections.ConfigDict, workdir: Path, num_classes: int) -> tuple[nnx.Module, int]:
+    """The Flax model with the weights of the run's selected checkpoint (the EMA weights when on),
+    computing in float32 even when the run trained in bfloat16: for export parity and for
+    attributions, which take gradients and compare small differences of log-probabilities."""
+    config = config.copy_and_resolve_references()
+    config.train.compute_dtype = "float32"
+    dp, state, step = restore_selected(config, workdir, num_classes)
+    host = dp.get_state(state)
+    model = build_model(config, num_classes, nnx.Rngs(0))
+    nnx.update(model, host.ema_params, host.model_state)
+    return model, step

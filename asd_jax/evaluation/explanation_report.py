@@ -1,0 +1,114 @@
+"""What a trained model's explanations say over a fold's test clips, and whether to believe them.
+
+Measured the same way for every model, on the attributions (asd_jax/evaluation/attribution.py),
+never on the attention map the clinical prior biases:
+- per class, the mean attribution of each body region to the class's log-probability (for a clip,
+  its true class: what in this walk is evidence of its diagnosis);
+- agreement with the raters: per class, the rank correlation of that mean with the raters' mean
+  prior over the class's annotated clips, and whether the top regions match; its chance level is
+  the same number for the same architecture untrained (re-initialised weights; for `features`, the
+  same estimator fitted on shuffled labels);
+- the model-randomisation check (Adebayo et al. 2018): the rank correlation of the trained and the
+  re-initialised model's attributions; high means the explanation shows the architecture or the
+  input, not what was learned.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from sklearn.base import clone
+
+from asd_jax.base.skeleton import REGION_NAMES
+from asd_jax.data.gait_features import region_feature_groups
+from asd_jax.evaluation import attribution
+from asd_jax.evaluation.explanations import clip_occlusion
+from asd_jax.models.features import clip_log_probs
+
+
+def annotated(priors: np.ndarray) -> np.ndarray:
+    """[N] True where raters marked something (a flat prior is the unannotated default)."""
+    return np.ptp(priors, axis=-1) > 0
+
+
+def class_agreement(
+    region_attribution: np.ndarray, chance_attribution: np.ndarray, priors: np.ndarray, labels: np.ndarray, class_names: tuple[str, ...]
+) -> dict[str, dict[str, float | int]]:
+    """Per class: agreement of the mean region attribution (trained, and untrained = chance) with
+    the raters' mean prior over the class's annotated clips; empty when nobody annotated."""
+    rated = annotated(priors)
+    out = {}
+    for c, name in enumerate(class_names):
+        rows = (labels == c) & rated
+        if not rows.any():
+            continue
+        prior = priors[rows].mean(0)
+        trained = attribution.agreement_with_raters(region_attribution[c], prior)
+        chance = attribution.agreement_with_raters(chance_attribution[c], prior)
+        out[name] = {
+            "spearman": trained["spearman"], "top_region_match": trained["top_region_match"],
+            "chance_spearman": chance["spearman"], "chance_top_region_match": chance["top_region_match"],
+            "annotated_clips": int(rows.sum()),
+        }
+    return out
+
+
+def per_class_mean(values: np.ndarray, labels: np.ndarray, num_classes: int) -> np.ndarray:
+    """[N, ...] -> [classes, ...] mean over each class's clips (0 for a class without clips)."""
+    return np.stack([values[labels == c].mean(0) if (labels == c).any() else np.zeros(values.shape[1:]) for c in range(num_classes)])
+
+
+def deep_model_explanations(
+    trained, untrained, clips: list[dict[str, Any]], class_names: tuple[str, ...], data, *, bins: int = 8
+) -> dict[str, Any]:
+    """`trained`/`untrained`: jitted (pose, prior) -> logits; `clips`: dicts with pose, fps, prior,
+    label of the test clips. Occlusion region x time per clip for its true class."""
+    maps = {name: np.stack([clip_occlusion(apply, c["pose"], c["fps"], c["prior"], c["label"], data, bins=bins) for c in clips])
+            for name, apply in (("trained", trained), ("untrained", untrained))}  # [N, regions, bins]
+    labels = np.array([c["label"] for c in clips])
+    priors = np.stack([c["prior"] for c in clips])
+    region = {name: per_class_mean(m.mean(-1), labels, len(class_names)) for name, m in maps.items()}
+    return {
+        "method": f"occlusion: drop in log p(true class) when a region's joints are hidden over 1/{bins} of a window",
+        "mean_attribution": dict(zip(class_names, region["trained"].round(5).tolist())),
+        "agreement": class_agreement(region["trained"], region["untrained"], priors, labels, class_names),
+        "randomisation_check": attribution.randomisation_check(maps["trained"], maps["untrained"]),
+        "mean_prior": _mean_prior(priors, labels, class_names),
+    }
+
+
+def features_explanations(
+    estimator, train_x: np.ndarray, train_y: np.ndarray, test_x: np.ndarray, test_y: np.ndarray, priors: np.ndarray,
+    class_names: tuple[str, ...], *, seed: int = 0,
+) -> dict[str, Any]:
+    """Grouped permutation importance of the `features` baseline, per region and class; chance and
+    randomisation from the same estimator refitted on shuffled training labels."""
+    shuffled = clone(estimator).fit(train_x, np.random.default_rng(seed).permutation(train_y))
+    groups = region_feature_groups()
+    region_groups = {name: groups[name] for name in REGION_NAMES}
+    region, single = {}, {}
+    for name, model in (("trained", estimator), ("untrained", shuffled)):
+        def log_prob(x: np.ndarray, model=model) -> np.ndarray:
+            return clip_log_probs(model, x, len(class_names))
+
+        drops = attribution.permutation_drops(log_prob, test_x, test_y, region_groups, seed=seed)  # region -> [N]
+        region[name] = per_class_mean(np.stack(list(drops.values()), axis=1), test_y, len(class_names))
+        columns = {str(i): [i] for i in range(test_x.shape[1])}
+        single[name] = np.array(list(attribution.grouped_permutation(log_prob, test_x, test_y, columns, repeats=2, seed=seed).values()))
+    overall = attribution.grouped_permutation(lambda x: clip_log_probs(estimator, x, len(class_names)), test_x, test_y, groups, seed=seed)
+    return {
+        "method": "grouped permutation importance: drop in mean log p(true class) when a region's features are shuffled across test clips",
+        "mean_attribution": dict(zip(class_names, region["trained"].round(5).tolist())),
+        "feature_groups": {name: round(value, 5) for name, value in overall.items()},
+        "agreement": class_agreement(region["trained"], region["untrained"], priors, test_y, class_names),
+        "randomisation_check": attribution.randomisation_check(single["trained"][None], single["untrained"][None]),
+        "mean_prior": _mean_prior(priors, test_y, class_names),
+    }
+
+
+def _mean_prior(priors: np.ndarray, labels: np.ndarray, class_names: tuple[str, ...]) -> dict[str, list[float]]:
+    """The raters' mean prior per class over annotated clips; classes nobody annotated are left out."""
+    rated = annotated(priors)
+    rows = {name: (labels == c) & rated for c, name in enumerate(class_names)}
+    return {name: priors[r].mean(0).round(4).tolist() for name, r in rows.items() if r.any()}
