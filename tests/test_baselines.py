@@ -17,6 +17,7 @@ from asd_jax.data.synthetic import CohortParams, WalkSpec, simulate_walk
 from asd_jax.models import build_model
 from asd_jax.models.phase import step_boundaries, widest_stride_mask
 
+EXPLAINED = ("cnn", "stgcn", "vit_phasemix")  # one smoke explanation per pose-model family without attention
 CONFIGS = ("cnn", "stgcn", "vit_phasemix", "crossattn_no_prior", "crossattn_self_only", "crossattn_no_align", "crossattn_prior_dropout")
 
 
@@ -53,6 +54,13 @@ def test_every_config_trains_in_its_smoke_variant(name, tmp_path, data_dir):
     assert proc.returncode == 0, proc.stderr[-3000:]
     results = json.loads((tmp_path / name / "report" / "results.json").read_text())
     assert 0.0 <= results["headline"]["patient_macro_f1"] <= 1.0
+    if name in EXPLAINED:
+        proc = run_launch(tmp_path / name, data_dir, config=f"configs/{name}.py:smoke", mode="explain")
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        payload = json.loads((tmp_path / name / "report" / "explain" / "explanations.json").read_text())
+        assert "attention_prior_biased" not in payload  # no attention map: nothing to mislabel
+        assert np.isfinite(payload["randomisation_check"]["rank_correlation"])
+        assert any(np.abs(v).sum() > 0 for v in payload["mean_attribution"].values())
 
 
 @pytest.mark.parametrize("seed", range(4))

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from test_launch import run_launch
 
-from asd_jax.data.gait_features import CLINICAL_FEATURE_NAMES, clinical_features
+from asd_jax.data.gait_features import CLINICAL_FEATURE_NAMES, clinical_features, region_feature_groups
 from asd_jax.data.synthetic import CohortParams, WalkSpec, simulate_walk
 from asd_jax.models.features import build_estimator, candidates
 from configs.features import get_config
@@ -70,3 +70,9 @@ def test_features_smoke_run_selects_on_validation_and_reports(tmp_path, data_dir
     again = run_launch(tmp_path / "features", data_dir, mode="eval", config="configs/features.py:smoke")
     assert again.returncode == 0, again.stderr[-3000:]
     assert json.loads((tmp_path / "features" / "report" / "results.json").read_text())["headline"] == report["headline"]
+    explained = run_launch(tmp_path / "features", data_dir, mode="explain", config="configs/features.py:smoke")
+    assert explained.returncode == 0, explained.stderr[-3000:]
+    payload = json.loads((tmp_path / "features" / "report" / "explain" / "explanations.json").read_text())
+    assert set(payload["feature_groups"]) == set(region_feature_groups()) and "grouped permutation" in payload["method"]
+    assert set(payload["mean_attribution"]) == set(report["class_names"])
+    assert (tmp_path / "features" / "report" / "explain" / "attribution_by_class.png").stat().st_size > 1000

@@ -89,7 +89,7 @@ def test_predict_writes_clips_patients_figures_and_a_summary(predicted, new_clip
         for c in classes:
             assert float(row[f"p_{c}"]) == pytest.approx(np.mean([float(r[f"p_{c}"]) for r in members]), abs=2e-6)
     for clip_id in expected:  # crossattn: its attention over time and key frames
-        assert (out / "figures" / f"{clip_id}_attention.png").exists() and (out / "figures" / f"{clip_id}_keyframes.png").exists()
+        assert (out / "figures" / f"{clip_id}_regions_time.png").exists() and (out / "figures" / f"{clip_id}_keyframes.png").exists()
     table = proc.stdout[proc.stdout.index("patient  predicted") :]
     assert all(p in table for p in expected.values()) and "p_LCS_HipOA" in table and "scoring windows" in proc.stderr
 
@@ -116,7 +116,7 @@ def test_predict_on_a_rendered_video(trained, tmp_path):
     assert (out / "keypoints" / "annotations.pkl").exists() and "1 video(s), 40 frames" in proc.stdout
     (row,) = read_csv(out / "predictions_clips.csv")
     assert (row["clip_id"], row["patient_id"]) == ("walk", "P01") and row["prediction"] in ("ASD", "DHS", "LCS_HipOA")
-    assert (out / "figures" / "walk_attention.png").exists()
+    assert (out / "figures" / "walk_regions_time.png").exists()
 
 
 BLOCKER = """

@@ -1,7 +1,6 @@
 """One clip's explanation, as `--mode=explain` and `--mode=predict` draw it: occlusion attributions
 over regions and time, integrated gradients over joints and frames (asd_jax/evaluation/attribution.py),
-computed per evaluation window and laid back onto the clip's frames; and, for attention models, the
-prior-biased attention map, which is shown as what it is, not as the explanation.
+computed per evaluation window and laid back onto the clip's frames.
 """
 
 from __future__ import annotations
@@ -9,27 +8,14 @@ from __future__ import annotations
 import dataclasses
 
 import numpy as np
-from scipy.stats import spearmanr
 
 from asd_jax.base import preprocess
 from asd_jax.base.skeleton import NUM_JOINTS, REGIONS
 from asd_jax.evaluation import attribution
 
 
-def attention_agreement(attention: np.ndarray, prior: np.ndarray) -> dict[str, float]:
-    """Rank correlation of region attention with the prior, and top-region agreement."""
-    rho = spearmanr(attention, prior).statistic if np.ptp(prior) > 0 and np.ptp(attention) > 0 else float("nan")
-    return {"spearman": float(rho), "top_region_match": float(np.argmax(attention) == np.argmax(prior))}
-
-
-def frame_attention(window_attention: np.ndarray, starts: np.ndarray, num_frames: int, window: int) -> np.ndarray:
-    """Per-window token maps [W, R, T'] -> one [R, frames] map, overlaps averaged."""
-    patch = window // window_attention.shape[-1]
-    return windows_to_frames(np.repeat(window_attention, patch, axis=-1), starts, num_frames, window)
-
-
 def joint_weights(region_by_frame: np.ndarray) -> np.ndarray:
-    """[R, frames] -> [frames, 17]: each joint takes its region's attention (0 outside regions)."""
+    """[R, frames] -> [frames, 17]: each joint takes its region's value (0 outside regions)."""
     weights = np.zeros((region_by_frame.shape[1], NUM_JOINTS))
     for r, joints in enumerate(REGIONS.values()):
         weights[:, list(joints)] = region_by_frame[r][:, None]

@@ -29,7 +29,7 @@ from asd_jax.base.skeleton import REGION_NAMES
 from asd_jax.data import folds, gait_params
 from asd_jax.data.gait_features import FeatureCache
 from asd_jax.evaluation import attribution, explanation_plots, explanation_report, plots, predict
-from asd_jax.evaluation.explanations import attention_agreement, explain_clip, joint_weights
+from asd_jax.evaluation.explanations import explain_clip, joint_weights
 from asd_jax.evaluation.protocol import FEATURES
 from asd_jax.models import build_model
 from asd_jax.training import fit_features, setup
@@ -153,7 +153,7 @@ def prior_biased_attention(config: ml_collections.ConfigDict, workdir: Path, fol
         rows = test[table.label[test] == c]
         masses = np.array([result.clip_attention[str(table.clip_id[r])].mean(-1) for r in rows])
         priors = np.array([fold.source[int(table.record[r])]["prior"] for r in rows])
-        scores = [attention_agreement(m, p) for m, p in zip(masses, priors) if np.ptp(p) > 0]
+        scores = [attribution.agreement_with_raters(m, p) for m, p in zip(masses, priors) if np.ptp(p) > 0]
         out[name] = {
             "mean_attention": masses.mean(0).round(4).tolist(),
             **{k: float(np.nanmean([s[k] for s in scores])) if scores else float("nan") for k in ("spearman", "top_region_match")},

@@ -28,10 +28,10 @@ from tqdm import tqdm
 
 from asd_jax.base.errors import RunStateError, UserDataError, UserError
 from asd_jax.data import folds, gait_params, input_pipeline, splits, transforms, user_folder
-from asd_jax.evaluation import aggregate, plots, protocol, report
-from asd_jax.evaluation.explanations import frame_attention
+from asd_jax.evaluation import aggregate, attribution, plots, protocol, report
+from asd_jax.evaluation.explanations import explain_clip
 from asd_jax.modes import explain, pose
-from asd_jax.training import checkpointing
+from asd_jax.training import checkpointing, setup
 
 TEST_TIME_FIELDS = ("eval_batch_size", "test_flip", "default_prior")  # of config.data, taken from --config
 PREDICTIONS = ("predictions_clips.csv", "predictions_patients.csv")
@@ -71,21 +71,19 @@ def load_clips(folder: Path, config: ml_collections.ConfigDict, class_names: tup
     return folds.test_only(records, splits.ClipTable.for_prediction(records), class_names)
 
 
-def clip_figure(
-    config, fold: folds.FoldData, row: int, probs: np.ndarray, gait: dict[str, float], attention_windows, out_dir: Path
-) -> None:
-    """The clip's explanation: attention heatmap and key frames for attention models, else its
-    skeleton beside its predicted probabilities."""
+def clip_figure(config, fold: folds.FoldData, row: int, probs: np.ndarray, gait: dict[str, float], apply, out_dir: Path) -> None:
+    """The clip's explanation for its predicted class: region x time occlusion and key frames
+    (explain.draw_clip) for pose models (`apply`), else its skeleton beside its probabilities."""
     clip = input_pipeline.load_clip(fold.source, fold.table, row, config.data.fps)
     normalised = transforms.normalize_pose(clip["pose"])
-    clip_id, predicted = str(fold.table.clip_id[row]), fold.class_names[int(np.argmax(probs))]
-    title = f"{clip_id}: {predicted} ({probs.max():.0%}); {explain.gait_text(gait)}"
-    if attention_windows is None:
+    clip_id, target = str(fold.table.clip_id[row]), int(np.argmax(probs))
+    title = f"{clip_id}: {fold.class_names[target]} ({probs.max():.0%}); {explain.gait_text(gait)}"
+    if apply is None:
         plots.skeleton_probabilities(normalised, probs, fold.class_names, out_dir / f"{clip_id}_prediction.png", title)
         return
-    maps, starts = attention_windows
-    attention = frame_attention(maps, starts, len(normalised), config.data.window)
-    explain.draw_attention(normalised, attention, config.data.fps, out_dir, clip_id, title)
+    record = fold.source[int(fold.table.record[row])]
+    attributions = explain_clip(apply, record["pose"], float(record["fps"]), clip["prior"], config.data, target=target)
+    explain.draw_clip(normalised, attributions.region_time, None, config.data.fps, out_dir, clip_id, title)
 
 
 def predict_folder(config: ml_collections.ConfigDict, workdir: Path, folder: Path, out: Path) -> dict[str, Any]:
@@ -97,7 +95,9 @@ def predict_folder(config: ml_collections.ConfigDict, workdir: Path, folder: Pat
     windows = scorer.windows(fold, rows)
     clips = aggregate.clips_from_windows(windows["logits"], windows["clip_index"], rows, table.clip_id, table.label)
     patients = aggregate.patients_from_clips(clips, table.patient_id[rows])  # no labels: one unit per patient
-    starts = input_pipeline.eval_windows(table, rows, config.data)[:, 1] if "attention" in windows else None
+    apply = None
+    if config.model.name != protocol.FEATURES:  # occlusion figures need the model itself
+        apply = attribution.model_apply(setup.restore_model(config, workdir, len(class_names))[0])
     gait = {}
     if jax.process_index() == 0:
         out.mkdir(parents=True, exist_ok=True)
@@ -105,9 +105,7 @@ def predict_folder(config: ml_collections.ConfigDict, workdir: Path, folder: Pat
             record = fold.source[int(table.record[row])]
             clip_id = str(table.clip_id[row])
             gait[clip_id] = gait_params.gait_parameters(record["pose"], float(record["fps"]))
-            members = windows["clip_index"] == row
-            attention = None if starts is None else (windows["attention"][members], starts[members])
-            clip_figure(config, fold, int(row), clips.probs[i], gait[clip_id], attention, out / FIGURES)
+            clip_figure(config, fold, int(row), clips.probs[i], gait[clip_id], apply, out / FIGURES)
         patient_of = dict(zip(table.clip_id.tolist(), table.patient_id.tolist()))
         report.write_predictions(out / PREDICTIONS[0], "clip", clips, class_names, patient_of, gait, labelled=False)
         report.write_predictions(out / PREDICTIONS[1], "patient", patients, class_names, patient_of, labelled=False)
