@@ -28,7 +28,7 @@ from asd_jax.base.preprocess import normalize_pose, resample_fps
 from asd_jax.base.skeleton import REGION_NAMES
 from asd_jax.data import folds, gait_params
 from asd_jax.data.gait_features import FeatureCache
-from asd_jax.evaluation import attribution, explanation_plots, explanation_report, plots, predict
+from asd_jax.evaluation import attribution, explanation_report, plots, predict
 from asd_jax.evaluation.explanations import explain_clip, joint_weights
 from asd_jax.evaluation.protocol import FEATURES
 from asd_jax.models import build_model
@@ -70,7 +70,7 @@ def explain(config: ml_collections.ConfigDict, workdir: Path) -> dict[str, Any]:
     if jax.process_index() == 0:
         out_dir.mkdir(parents=True, exist_ok=True)
         prior = np.array(list(payload["mean_prior"].values())) if len(payload["mean_prior"]) == len(fold.class_names) else None
-        explanation_plots.attribution_by_class(
+        plots.attribution_by_class(
             np.array(list(payload["mean_attribution"].values())), fold.class_names, out_dir / "attribution_by_class.png", prior=prior
         )
         (out_dir / "explanations.json").write_text(json.dumps({"regions": list(REGION_NAMES), **payload}, indent=2))
@@ -134,8 +134,8 @@ def draw_clip(
     strikes = {side: (frames / fps).tolist() for side, frames in gait_params.heel_strikes(pose, fps).items()}
     joints = joint_weights(region_time) if joint_frame is None else joint_frame
     written = [
-        explanation_plots.region_time_heatmap(region_time, len(pose) / fps, strikes, out_dir / f"{clip_id}_regions_time.png", title),
-        explanation_plots.attribution_keyframes(pose, joints, out_dir / f"{clip_id}_keyframes.png", title),
+        plots.region_time_heatmap(region_time, len(pose) / fps, strikes, out_dir / f"{clip_id}_regions_time.png", title),
+        plots.attribution_keyframes(pose, joints, out_dir / f"{clip_id}_keyframes.png", title),
     ]
     if gif:
         magnitude = np.abs(joints) / max(float(np.abs(joints).max()), 1e-12)
