@@ -29,17 +29,24 @@ def auc(labels: np.ndarray, probs: np.ndarray) -> float:
     return float(skm.roc_auc_score(labels, probs, multi_class="ovr", average="macro", labels=np.arange(num_classes)))
 
 
+def calibration_bins(labels: np.ndarray, probs: np.ndarray, bins: int = 15) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per equal-width bin of the predicted class's confidence: how many predictions fell in it,
+    their accuracy and their mean confidence (NaN in an empty bin). One binning for the ECE and the
+    reliability diagram, so the figure shows what the number measures."""
+    confidence, correct = probs.max(-1), (probs.argmax(-1) == labels).astype(float)
+    which = np.clip(np.digitize(confidence, np.linspace(0.0, 1.0, bins + 1)[1:-1]), 0, bins - 1)
+    counts = np.bincount(which, minlength=bins)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        accuracy = np.bincount(which, weights=correct, minlength=bins) / counts
+        mean_confidence = np.bincount(which, weights=confidence, minlength=bins) / counts
+    return counts, accuracy, mean_confidence
+
+
 def expected_calibration_error(labels: np.ndarray, probs: np.ndarray, bins: int = 15) -> float:
     """Gap between confidence and accuracy, averaged over equal-width confidence bins."""
-    confidence, correct = probs.max(-1), probs.argmax(-1) == labels
-    edges = np.linspace(0.0, 1.0, bins + 1)
-    which = np.clip(np.digitize(confidence, edges[1:-1]), 0, bins - 1)
-    gap = 0.0
-    for b in range(bins):
-        members = which == b
-        if members.any():
-            gap += members.mean() * abs(correct[members].mean() - confidence[members].mean())
-    return float(gap)
+    counts, accuracy, confidence = calibration_bins(labels, probs, bins)
+    filled = counts > 0
+    return float(np.sum(counts[filled] / max(counts.sum(), 1) * np.abs(accuracy[filled] - confidence[filled])))
 
 
 def classification_metrics(labels: np.ndarray, probs: np.ndarray, class_names: tuple[str, ...]) -> dict[str, Any]:
