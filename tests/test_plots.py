@@ -81,16 +81,14 @@ def test_roc_has_plain_axes_one_curve_per_class_with_its_auc_and_the_chance_line
 
 def test_reliability_shows_how_many_predictions_each_bin_holds(tmp_path, figures):
     labels, probs = predictions(3, n=50)
-    plots.reliability(labels, probs, tmp_path / "reliability.png", "Reliability", bins=10)
+    plots.reliability(labels, probs, tmp_path / "reliability.png", "Reliability")
     curve, histogram = figures[0].axes
-    heights = [bar.get_height() for bar in histogram.patches]
-    counts, accuracy, confidence = metrics.calibration_bins(labels, probs, 10)
-    assert heights == counts.tolist() and sum(heights) == 50
-    assert heights[:3] == [0, 0, 0]  # a 3-class prediction is never below 1/3 sure: empty bins stay visible
-    model = curve.get_lines()[1]
-    filled = counts > 0
-    np.testing.assert_allclose(model.get_xdata(), confidence[filled])
-    np.testing.assert_allclose(model.get_ydata(), accuracy[filled])
+    heights = np.array([bar.get_height() for bar in histogram.patches])
+    assert len(heights) == metrics.ECE_BINS and heights.sum() == 50
+    assert heights[:5].tolist() == [0] * 5  # a 3-class prediction is never below 1/3 sure: empty bins stay visible
+    confidence, accuracy = curve.get_lines()[1].get_data()
+    gap = heights[heights > 0] / 50 * np.abs(accuracy - confidence)
+    assert gap.sum() == pytest.approx(metrics.expected_calibration_error(labels, probs))  # the figure shows the ECE's bins
 
 
 def test_calibration_bins_agree_with_the_ece_by_hand():

@@ -12,6 +12,7 @@ from sklearn import metrics as skm
 HEADLINE = ("accuracy", "balanced_accuracy", "macro_f1", "auc")
 MIN_PATIENTS_FOR_CI = 2  # per class: with one, a patient bootstrap has nothing to resample
 MIN_PATIENTS_TO_TRUST = 5  # per class: below it, a report warns that its numbers are anecdotal
+ECE_BINS = 15  # equal-width confidence bins of the ECE and of the reliability diagram
 
 
 def flat_headline(levels: dict[str, dict[str, Any]]) -> dict[str, float]:
@@ -29,7 +30,7 @@ def auc(labels: np.ndarray, probs: np.ndarray) -> float:
     return float(skm.roc_auc_score(labels, probs, multi_class="ovr", average="macro", labels=np.arange(num_classes)))
 
 
-def calibration_bins(labels: np.ndarray, probs: np.ndarray, bins: int = 15) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def calibration_bins(labels: np.ndarray, probs: np.ndarray, bins: int = ECE_BINS) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Per equal-width bin of the predicted class's confidence: how many predictions fell in it,
     their accuracy and their mean confidence (NaN in an empty bin). One binning for the ECE and the
     reliability diagram, so the figure shows what the number measures."""
@@ -42,7 +43,7 @@ def calibration_bins(labels: np.ndarray, probs: np.ndarray, bins: int = 15) -> t
     return counts, accuracy, mean_confidence
 
 
-def expected_calibration_error(labels: np.ndarray, probs: np.ndarray, bins: int = 15) -> float:
+def expected_calibration_error(labels: np.ndarray, probs: np.ndarray, bins: int = ECE_BINS) -> float:
     """Gap between confidence and accuracy, averaged over equal-width confidence bins."""
     counts, accuracy, confidence = calibration_bins(labels, probs, bins)
     filled = counts > 0

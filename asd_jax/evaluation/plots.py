@@ -76,9 +76,10 @@ def _wrapped(name: str, width: int = 10) -> str:
     return "\n".join(textwrap.wrap(name.replace("_", "_ "), width, break_long_words=False)).replace("_ ", "_")
 
 
-def reliability(labels: np.ndarray, probs: np.ndarray, path: Path, title: str, bins: int = 10) -> Path:
+def reliability(labels: np.ndarray, probs: np.ndarray, path: Path, title: str, bins: int = metrics.ECE_BINS) -> Path:
     """Accuracy against confidence of the predicted class, above the number of predictions per bin:
-    a point made of two predictions is noise, and an empty bin has no point at all."""
+    a point made of two predictions is noise, and an empty bin has no point at all. The bins are
+    the ECE's, so the figure shows what results.json's `ece` measures."""
     counts, accuracy, confidence = metrics.calibration_bins(labels, probs, bins)
     filled = counts > 0
     fig, (curve, histogram) = plt.subplots(2, 1, figsize=(5, 6.5), sharex=True, gridspec_kw={"height_ratios": [3, 1]})
