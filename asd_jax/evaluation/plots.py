@@ -106,7 +106,7 @@ def attention_heatmap(attention: np.ndarray, fps: float, path: Path, title: str)
     return save(fig, path)
 
 
-def draw_skeleton(
+def _draw_skeleton(
     ax: plt.Axes, pose: np.ndarray, weights: np.ndarray, norm: Normalize, cmap: str = "magma", *, colour_bones: bool = False
 ) -> None:
     """One frame [17, 3] (x, y up, score) with joints coloured by `weights` [17]; bones grey, or
@@ -122,13 +122,13 @@ def draw_skeleton(
     ax.axis("off")
 
 
-def symmetric_norm(values: np.ndarray) -> Normalize:
+def _symmetric_norm(values: np.ndarray) -> Normalize:
     """A colour scale from -max|values| to +max|values|, so 0 sits at the diverging map's centre."""
     vmax = float(np.nanmax(np.abs(values), initial=0.0)) or 1.0
     return Normalize(-vmax, vmax)
 
 
-def keyframe_indices(pose: np.ndarray, count: int) -> np.ndarray:
+def _keyframe_indices(pose: np.ndarray, count: int) -> np.ndarray:
     """`count` evenly spaced frames, among those showing most of the body when there are enough."""
     visible = np.flatnonzero((pose[..., 2] >= MIN_SCORE).sum(-1) >= 12)
     candidates = visible if len(visible) >= count else np.arange(len(pose))
@@ -139,8 +139,8 @@ def skeleton_keyframes(pose: np.ndarray, joint_weights: np.ndarray, path: Path, 
     """Key frames of a normalised clip with joints coloured by attention ([T, 17] weights)."""
     fig, axes = plt.subplots(1, count, figsize=(2.2 * count, 3.4))
     norm = Normalize(0, float(joint_weights.max()) or 1.0)
-    for ax, frame in zip(np.atleast_1d(axes), keyframe_indices(pose, count)):
-        draw_skeleton(ax, pose[frame], joint_weights[frame], norm)
+    for ax, frame in zip(np.atleast_1d(axes), _keyframe_indices(pose, count)):
+        _draw_skeleton(ax, pose[frame], joint_weights[frame], norm)
         ax.set_title(f"frame {frame}", fontsize=8)
     fig.suptitle(title)
     return save(fig, path)
@@ -151,9 +151,9 @@ def attribution_keyframes(pose: np.ndarray, joint_attribution: np.ndarray, path:
     attribution ([T, 17]); one colour scale symmetric around 0 for all frames, so frames compare
     and white means "no effect"."""
     fig, axes = plt.subplots(1, count, figsize=(2.2 * count + 1.0, 3.4))
-    norm = symmetric_norm(joint_attribution)
-    for ax, frame in zip(np.atleast_1d(axes), keyframe_indices(pose, count)):
-        draw_skeleton(ax, pose[frame], joint_attribution[frame], norm, DIVERGING, colour_bones=True)
+    norm = _symmetric_norm(joint_attribution)
+    for ax, frame in zip(np.atleast_1d(axes), _keyframe_indices(pose, count)):
+        _draw_skeleton(ax, pose[frame], joint_attribution[frame], norm, DIVERGING, colour_bones=True)
         ax.set_title(f"frame {frame}", fontsize=8)
     fig.colorbar(ScalarMappable(norm, DIVERGING), ax=list(np.atleast_1d(axes)), label="attribution (Δ log-probability)", shrink=0.8)
     fig.suptitle(title)
@@ -166,8 +166,8 @@ def skeleton_probabilities(
     """Key frames of a normalised clip beside its predicted class probabilities (models without
     attention maps)."""
     fig, axes = plt.subplots(1, count + 1, figsize=(2.2 * count + 3.5, 3.4), gridspec_kw={"width_ratios": [1] * count + [1.6]})
-    for ax, frame in zip(axes[:-1], keyframe_indices(pose, count)):
-        draw_skeleton(ax, pose[frame], np.zeros(pose.shape[1]), Normalize(0, 1))
+    for ax, frame in zip(axes[:-1], _keyframe_indices(pose, count)):
+        _draw_skeleton(ax, pose[frame], np.zeros(pose.shape[1]), Normalize(0, 1))
         ax.set_title(f"frame {frame}", fontsize=8)
     bars = axes[-1]
     positions = np.arange(len(class_names))
@@ -190,7 +190,7 @@ def skeleton_gif(pose: np.ndarray, joint_weights: np.ndarray, path: Path, fps: f
 
     def draw(frame: int):
         ax.clear()
-        draw_skeleton(ax, pose[frame], joint_weights[frame], norm)
+        _draw_skeleton(ax, pose[frame], joint_weights[frame], norm)
         ax.set_xlim(low[0] - 0.3, high[0] + 0.3)
         ax.set_ylim(low[1] - 0.3, high[1] + 0.3)
         ax.set_title(title, fontsize=8)
@@ -208,7 +208,7 @@ def region_time_heatmap(scores: np.ndarray, duration_s: float, heel_strikes_s: d
     vertical lines, so an effect can be read against the gait cycle."""
     fig, ax = plt.subplots(figsize=(9, 3.0))
     extent = (0, duration_s, len(REGION_NAMES), 0)
-    image = ax.imshow(scores, aspect="auto", cmap=DIVERGING, norm=symmetric_norm(scores), interpolation="nearest", extent=extent)
+    image = ax.imshow(scores, aspect="auto", cmap=DIVERGING, norm=_symmetric_norm(scores), interpolation="nearest", extent=extent)
     for side, style in (("left", dict(color="k", ls="-")), ("right", dict(color="tab:green", ls="--"))):
         for i, time in enumerate(heel_strikes_s.get(side, [])):
             ax.axvline(time, lw=1.2, label=f"{side} heel strike" if i == 0 else None, **style)
