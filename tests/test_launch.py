@@ -194,6 +194,24 @@ def test_cross_validation_reports_every_fold(tmp_path, data_dir):
     assert set(patient["std"]) == {"accuracy", "balanced_accuracy", "macro_f1", "auc"}
     assert "± " in (workdir / "report" / "results.md").read_text()
     assert png_ok(workdir / "report" / "roc_patient.png")
+    assert_pooled_predictions(workdir, results["class_names"], tested)
+
+
+def assert_pooled_predictions(workdir: Path, class_names: list[str], tested: list[str]) -> None:
+    """The CV report's pooled CSVs: every tested patient and clip once, each in the fold whose
+    saved split has it on the test side, with probabilities that make the prediction."""
+    read = lambda path: list(csv.DictReader(path.open()))  # noqa: E731
+    patients, clips = read(workdir / "report" / "predictions_patients.csv"), read(workdir / "report" / "predictions_clips.csv")
+    assert sorted(r["patient_id"] for r in patients) == sorted(tested)
+    per_fold_clips = [read(workdir / f"fold_{fold}" / "report" / "predictions_clips.csv") for fold in range(3)]
+    assert len(clips) == sum(len(rows) for rows in per_fold_clips) == len({r["clip_id"] for r in clips})
+    assert list(patients[0]) == ["patient_id", "fold", "label", "prediction", *(f"p_{c}" for c in class_names)]
+    test_side = [json.loads((workdir / f"fold_{fold}" / "splits.json").read_text())["test"]["patients"] for fold in range(3)]
+    for row in patients + clips:
+        assert row["patient_id"].split("|")[0] in test_side[int(row["fold"])], row
+        probs = [float(row[f"p_{c}"]) for c in class_names]
+        assert sum(probs) == pytest.approx(1.0, abs=1e-4) and row["prediction"] == class_names[int(np.argmax(probs))]
+    assert {r["clip_id"]: r["fold"] for r in clips} == {r["clip_id"]: str(f) for f, rows in enumerate(per_fold_clips) for r in rows}
 
 
 def test_grain_worker_processes_feed_the_same_batches(uninterrupted, tmp_path, data_dir):

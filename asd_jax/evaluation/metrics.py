@@ -12,6 +12,7 @@ from sklearn import metrics as skm
 HEADLINE = ("accuracy", "balanced_accuracy", "macro_f1", "auc")
 MIN_PATIENTS_FOR_CI = 2  # per class: with one, a patient bootstrap has nothing to resample
 MIN_PATIENTS_TO_TRUST = 5  # per class: below it, a report warns that its numbers are anecdotal
+ECE_BINS = 15  # equal-width confidence bins of the ECE and of the reliability diagram
 
 
 def flat_headline(levels: dict[str, dict[str, Any]]) -> dict[str, float]:
@@ -29,17 +30,24 @@ def auc(labels: np.ndarray, probs: np.ndarray) -> float:
     return float(skm.roc_auc_score(labels, probs, multi_class="ovr", average="macro", labels=np.arange(num_classes)))
 
 
-def expected_calibration_error(labels: np.ndarray, probs: np.ndarray, bins: int = 15) -> float:
+def calibration_bins(labels: np.ndarray, probs: np.ndarray, bins: int = ECE_BINS) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per equal-width bin of the predicted class's confidence: how many predictions fell in it,
+    their accuracy and their mean confidence (NaN in an empty bin). One binning for the ECE and the
+    reliability diagram, so the figure shows what the number measures."""
+    confidence, correct = probs.max(-1), (probs.argmax(-1) == labels).astype(float)
+    which = np.clip(np.digitize(confidence, np.linspace(0.0, 1.0, bins + 1)[1:-1]), 0, bins - 1)
+    counts = np.bincount(which, minlength=bins)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        accuracy = np.bincount(which, weights=correct, minlength=bins) / counts
+        mean_confidence = np.bincount(which, weights=confidence, minlength=bins) / counts
+    return counts, accuracy, mean_confidence
+
+
+def expected_calibration_error(labels: np.ndarray, probs: np.ndarray, bins: int = ECE_BINS) -> float:
     """Gap between confidence and accuracy, averaged over equal-width confidence bins."""
-    confidence, correct = probs.max(-1), probs.argmax(-1) == labels
-    edges = np.linspace(0.0, 1.0, bins + 1)
-    which = np.clip(np.digitize(confidence, edges[1:-1]), 0, bins - 1)
-    gap = 0.0
-    for b in range(bins):
-        members = which == b
-        if members.any():
-            gap += members.mean() * abs(correct[members].mean() - confidence[members].mean())
-    return float(gap)
+    counts, accuracy, confidence = calibration_bins(labels, probs, bins)
+    filled = counts > 0
+    return float(np.sum(counts[filled] / max(counts.sum(), 1) * np.abs(accuracy[filled] - confidence[filled])))
 
 
 def classification_metrics(labels: np.ndarray, probs: np.ndarray, class_names: tuple[str, ...]) -> dict[str, Any]:

@@ -17,6 +17,7 @@ from asd_jax.evaluation import aggregate, metrics, plots
 
 SCHEMA_VERSION = 1
 LEVELS = ("clip", "patient")
+POOLED_ROWS = ("predictions", "patients", "folds")  # cv_summary's per-row arrays: CSVs, not results.json
 
 
 def text_table(rows: list[dict], columns: list[str]) -> str:
@@ -127,19 +128,29 @@ def write_fold(
 
 
 def write_predictions(
-    path: Path, level: str, predictions, class_names, patient_of: dict[str, str], clip_columns=None, *, labelled: bool = True
+    path: Path,
+    level: str,
+    predictions,
+    class_names,
+    patient_of: dict[str, str],
+    clip_columns=None,
+    *,
+    labelled: bool = True,
+    folds: np.ndarray | None = None,
 ) -> None:
-    """One row per clip (clip_id, patient_id, ...) or patient: label (when `labelled`),
-    prediction, p_<class>, extras."""
+    """One row per clip (clip_id, patient_id, ...) or patient: fold (when `folds` gives each row's
+    test fold, as pooled CV tables do), label (when `labelled`), prediction, p_<class>, extras."""
     with path.open("w", newline="") as f:
         writer = csv.writer(f)
         id_columns = ["clip_id", "patient_id"] if level == "clip" else ["patient_id"]
         extra = sorted(next(iter(clip_columns.values()))) if level == "clip" and clip_columns else []
-        writer.writerow(id_columns + ["label"] * labelled + ["prediction"] + [f"p_{c}" for c in class_names] + extra)
+        fold_column = ["fold"] if folds is not None else []
+        writer.writerow(id_columns + fold_column + ["label"] * labelled + ["prediction"] + [f"p_{c}" for c in class_names] + extra)
         for i, identifier in enumerate(predictions.ids):
             ids = [identifier, patient_of[identifier]] if level == "clip" else [identifier]
             writer.writerow(
                 ids
+                + ([int(folds[i])] if folds is not None else [])
                 + [class_names[predictions.labels[i]]] * labelled
                 + [class_names[predictions.preds[i]]]
                 + [f"{p:.6f}" for p in predictions.probs[i]]
@@ -158,7 +169,9 @@ def read_predictions(path: Path, class_names: tuple[str, ...]) -> tuple[aggregat
 
 
 def cv_summary(fold_reports: list[dict[str, Any]], report_dirs: list[Path], *, seed: int = 0, num_samples: int = 1000) -> dict[str, Any]:
-    """Mean ± std over folds, and the pooled test predictions (every patient once) with their bootstrap CI."""
+    """Mean ± std over folds, and the pooled test predictions (every patient once) with their
+    bootstrap CI; each level keeps its pooled rows (`predictions`, and per row `patients` and
+    `folds`, the fold that tested it) for the pooled CSVs."""
     class_names = tuple(fold_reports[0]["class_names"])
     levels = {}
     for level in LEVELS:
@@ -169,18 +182,23 @@ def cv_summary(fold_reports: list[dict[str, Any]], report_dirs: list[Path], *, s
             np.concatenate([p.labels for p in predictions]),
             np.concatenate([p.probs for p in predictions]),
         )
+        groups = np.concatenate(patients)
         levels[level] = {
             "metrics": {m: float(np.nanmean([f[m] for f in per_fold])) for m in metrics.HEADLINE},
             "std": {m: float(np.nanstd([f[m] for f in per_fold])) for m in metrics.HEADLINE},
             "pooled": metrics.classification_metrics(pooled.labels, pooled.probs, class_names),
-            "ci95": metrics.headline_with_ci(pooled.labels, pooled.probs, groups=np.concatenate(patients), seed=seed, num_samples=num_samples),
+            "ci95": metrics.headline_with_ci(pooled.labels, pooled.probs, groups=groups, seed=seed, num_samples=num_samples),
             "predictions": pooled,
+            "patients": groups,
+            "folds": np.concatenate([np.full(len(p.ids), r["fold"]) for p, r in zip(predictions, fold_reports)]),
         }
     return {"class_names": class_names, "num_folds": len(fold_reports), "levels": levels}
 
 
 def write_cv_summary(report_dir: Path, summary: dict[str, Any], fold_reports: list[dict[str, Any]]) -> None:
-    levels = {level: {k: v for k, v in data.items() if k != "predictions"} for level, data in summary["levels"].items()}
+    """results.json / .md and plots of the pooled predictions, and predictions_clips.csv /
+    predictions_patients.csv: every tested clip and patient once, with the fold that tested it."""
+    levels = {level: {k: v for k, v in data.items() if k not in POOLED_ROWS} for level, data in summary["levels"].items()}
     payload = {
         "schema_version": SCHEMA_VERSION,
         "class_names": list(summary["class_names"]),
@@ -201,3 +219,8 @@ def write_cv_summary(report_dir: Path, summary: dict[str, Any], fold_reports: li
     ]
     predictions = {level: summary["levels"][level]["predictions"] for level in LEVELS}
     write_results(report_dir, payload, text, predictions, summary["class_names"])
+    for level in LEVELS:
+        pooled = summary["levels"][level]
+        patient_of = dict(zip(pooled["predictions"].ids.tolist(), pooled["patients"].tolist()))
+        path = report_dir / f"predictions_{level}s.csv"
+        write_predictions(path, level, pooled["predictions"], summary["class_names"], patient_of, folds=pooled["folds"])

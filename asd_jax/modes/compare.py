@@ -87,7 +87,7 @@ READING_HEADING = "## Reading"
 
 
 def level_rows(results: dict[str, dict], level: str) -> list[tuple[str, dict]]:
-    return [(name, {k: v for k, v in levels[level].items() if k != "predictions"}) for name, levels in results.items()]
+    return [(name, {k: v for k, v in levels[level].items() if k not in report.POOLED_ROWS}) for name, levels in results.items()]
 
 
 def results_markdown(results: dict[str, dict], command: str, reading: str = "", figure: str = "") -> str:
