@@ -153,13 +153,10 @@ def test_attribution_by_class_draws_a_known_prior_beside(tmp_path, figures):
     assert [bar.get_height() for bar in figures[0].axes[1].patches][5:] == pytest.approx(prior[1])
 
 
-def test_attention_figures_still_draw_through_the_shared_skeleton(tmp_path, figures):
+def test_skeleton_figures_still_draw_through_the_shared_skeleton(tmp_path, figures):
     pose, weights = walking_pose(12), np.random.default_rng(5).random((12, NUM_JOINTS))
-    image_shape(plots.skeleton_keyframes(pose, weights, tmp_path / "k.png", "clip", count=3))
     image_shape(plots.skeleton_probabilities(pose, np.array([0.2, 0.7, 0.1]), CLASSES, tmp_path / "p.png", "clip", count=3))
-    image_shape(plots.attention_vs_prior(np.full((3, 5), 0.2), np.full((3, 5), 0.2), CLASSES, tmp_path / "v.png"))
     from PIL import Image
 
     gif = Image.open(plots.skeleton_gif(pose, weights, tmp_path / "clip.gif", 10.0, "clip"))
     assert gif.format == "GIF" and gif.n_frames == 12
-    assert legend_texts(figures[-1]) == ["model attention", "raters' prior"]

@@ -95,17 +95,6 @@ def reliability(labels: np.ndarray, probs: np.ndarray, path: Path, title: str, b
     return save(fig, path)
 
 
-def attention_heatmap(attention: np.ndarray, fps: float, path: Path, title: str) -> Path:
-    """Region x time attention of one clip ([R, frames])."""
-    fig, ax = plt.subplots(figsize=(9, 2.8))
-    extent = (0, attention.shape[1] / fps, len(REGION_NAMES), 0)
-    image = ax.imshow(attention, aspect="auto", cmap="magma", interpolation="nearest", extent=extent)
-    ax.set_yticks(np.arange(len(REGION_NAMES)) + 0.5, REGION_NAMES)
-    ax.set(xlabel="time (s)", title=title)
-    fig.colorbar(image, ax=ax, label="attention")
-    return save(fig, path)
-
-
 def _draw_skeleton(
     ax: plt.Axes, pose: np.ndarray, weights: np.ndarray, norm: Normalize, cmap: str = "magma", *, colour_bones: bool = False
 ) -> None:
@@ -133,17 +122,6 @@ def _keyframe_indices(pose: np.ndarray, count: int) -> np.ndarray:
     visible = np.flatnonzero((pose[..., 2] >= MIN_SCORE).sum(-1) >= 12)
     candidates = visible if len(visible) >= count else np.arange(len(pose))
     return candidates[np.linspace(0, len(candidates) - 1, count).astype(int)]
-
-
-def skeleton_keyframes(pose: np.ndarray, joint_weights: np.ndarray, path: Path, title: str, count: int = 6) -> Path:
-    """Key frames of a normalised clip with joints coloured by attention ([T, 17] weights)."""
-    fig, axes = plt.subplots(1, count, figsize=(2.2 * count, 3.4))
-    norm = Normalize(0, float(joint_weights.max()) or 1.0)
-    for ax, frame in zip(np.atleast_1d(axes), _keyframe_indices(pose, count)):
-        _draw_skeleton(ax, pose[frame], joint_weights[frame], norm)
-        ax.set_title(f"frame {frame}", fontsize=8)
-    fig.suptitle(title)
-    return save(fig, path)
 
 
 def attribution_keyframes(pose: np.ndarray, joint_attribution: np.ndarray, path: Path, title: str, count: int = 6) -> Path:
@@ -235,11 +213,6 @@ def _region_bars(values: np.ndarray, class_names: tuple[str, ...], path: Path, p
     np.atleast_1d(axes)[0].set_ylabel(ylabel)
     np.atleast_1d(axes)[0].legend(fontsize=8)
     return save(fig, path)
-
-
-def attention_vs_prior(mean_attention: np.ndarray, mean_prior: np.ndarray, class_names: tuple[str, ...], path: Path) -> Path:
-    """Per class: the model's mean attention per region beside the raters' mean prior."""
-    return _region_bars(mean_attention, class_names, path, mean_prior, "model attention", "mean share")
 
 
 def attribution_by_class(attribution: np.ndarray, class_names: tuple[str, ...], path: Path, prior: np.ndarray | None = None) -> Path:
