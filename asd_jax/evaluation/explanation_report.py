@@ -71,7 +71,7 @@ def deep_model_explanations(
     region = {name: per_class_mean(m.mean(-1), labels, len(class_names)) for name, m in maps.items()}
     return {
         "method": f"occlusion: drop in log p(true class) when a region's joints are hidden over 1/{bins} of a window",
-        "mean_attribution": dict(zip(class_names, region["trained"].round(5).tolist())),
+        "mean_attribution": dict(zip(class_names, np.asarray(region["trained"], float).round(5).tolist())),
         "agreement": class_agreement(region["trained"], region["untrained"], priors, labels, class_names),
         "randomisation_check": attribution.randomisation_check(maps["trained"], maps["untrained"]),
         "mean_prior": _mean_prior(priors, labels, class_names),
@@ -99,7 +99,7 @@ def features_explanations(
     overall = attribution.grouped_permutation(lambda x: clip_log_probs(estimator, x, len(class_names)), test_x, test_y, groups, seed=seed)
     return {
         "method": "grouped permutation importance: drop in mean log p(true class) when a region's features are shuffled across test clips",
-        "mean_attribution": dict(zip(class_names, region["trained"].round(5).tolist())),
+        "mean_attribution": dict(zip(class_names, np.asarray(region["trained"], float).round(5).tolist())),
         "feature_groups": {name: round(value, 5) for name, value in overall.items()},
         "agreement": class_agreement(region["trained"], region["untrained"], priors, test_y, class_names),
         "randomisation_check": attribution.randomisation_check(single["trained"][None], single["untrained"][None]),

@@ -6,6 +6,7 @@ computed per evaluation window and laid back onto the clip's frames.
 from __future__ import annotations
 
 import dataclasses
+import functools
 
 import numpy as np
 
@@ -70,12 +71,12 @@ def explain_clip(
     frames = preprocess.resampled_length(len(pose), float(fps), data.fps)
     priors = np.repeat(np.asarray(prior, np.float32)[None], len(windows), axis=0)
     if target is None:
-        target = int(np.argmax(np.asarray(apply(windows, priors)).mean(0)))
+        target = int(np.argmax(in_chunks(apply, windows, priors).mean(0)))
     occluded, targets = _window_occlusion(apply, windows, priors, target, bins)  # [W, R, bins]
     region_time = windows_to_frames(bins_to_frames(occluded, data.window), starts, frames, data.window)
     joint_frame, gap = None, float("nan")
     if integrated:
-        ig, delta = (np.asarray(v) for v in attribution.integrated_gradients(apply, windows, priors, targets))
+        ig, delta = in_chunks(functools.partial(attribution.integrated_gradients, apply), windows, priors, targets)
         joint_frame = windows_to_frames(ig.transpose(0, 2, 1), starts, frames, data.window).T
         gap = float(np.abs(ig.sum((1, 2)) - delta).mean())
     return ClipExplanation(target, region_time, joint_frame, gap)
@@ -91,4 +92,23 @@ def clip_occlusion(apply, pose: np.ndarray, fps: float, prior: np.ndarray, targe
 
 def _window_occlusion(apply, windows: np.ndarray, priors: np.ndarray, target: int, bins: int) -> tuple[np.ndarray, np.ndarray]:
     targets = np.full(len(windows), target, np.int32)
-    return np.asarray(attribution.occlusion(apply, windows, priors, targets, bins=bins)), targets
+    return in_chunks(functools.partial(attribution.occlusion, apply, bins=bins), windows, priors, targets), targets
+
+
+CHUNK = 8  # windows per jitted call: one compiled shape whatever a clip's length
+
+
+def in_chunks(fn, *arrays: np.ndarray):
+    """`fn(*arrays)` over fixed-size chunks of the leading axis (the last one padded by repeating
+    its final row, then cut), so the jitted attributions compile once instead of once per clip
+    length. Returns an array, or a tuple of arrays when `fn` returns a tuple."""
+    outputs = []
+    for start in range(0, len(arrays[0]), CHUNK):
+        chunk = [a[start : start + CHUNK] for a in arrays]
+        pad = CHUNK - len(chunk[0])
+        padded = [np.concatenate([c, np.repeat(c[-1:], pad, axis=0)]) if pad else c for c in chunk]
+        result = fn(*padded)
+        parts = result if isinstance(result, tuple) else (result,)
+        outputs.append([np.asarray(p)[: len(chunk[0])] for p in parts])
+    joined = tuple(np.concatenate(column) for column in zip(*outputs))
+    return joined if len(joined) > 1 else joined[0]

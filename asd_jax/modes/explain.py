@@ -63,12 +63,13 @@ def test_clips(fold, rows: np.ndarray) -> list[dict[str, Any]]:
 def explain(config: ml_collections.ConfigDict, workdir: Path) -> dict[str, Any]:
     fold = folds.prepare_fold(config, workdir)
     out_dir = workdir.joinpath(*OUT_DIR)
+    if jax.process_index() == 0:
+        out_dir.mkdir(parents=True, exist_ok=True)
     if config.model.name == FEATURES:
         payload = explain_features(config, workdir, fold)
     else:
         payload = explain_pose_model(config, workdir, fold, out_dir)
     if jax.process_index() == 0:
-        out_dir.mkdir(parents=True, exist_ok=True)
         prior = np.array(list(payload["mean_prior"].values())) if len(payload["mean_prior"]) == len(fold.class_names) else None
         plots.attribution_by_class(
             np.array(list(payload["mean_attribution"].values())), fold.class_names, out_dir / "attribution_by_class.png", prior=prior
@@ -100,7 +101,7 @@ def explain_pose_model(config: ml_collections.ConfigDict, workdir: Path, fold, o
     for i, clip in enumerate(test_clips(fold, chosen_rows(config, fold))):
         chosen[clip["clip_id"]] = explain_one(trained, clip, fold.class_names, config.data, out_dir, gif=i == 0)
     sample = clips[0]
-    has_attention = model(normalize_pose(sample["pose"][None, : config.data.window]), sample["prior"][None]).attention is not None
+    has_attention = model(normalize_pose(sample["pose"][: config.data.window])[None], sample["prior"][None]).attention is not None
     attention = prior_biased_attention(config, workdir, fold) if has_attention else None
     return {"selected_step": step, **payload, "clips": chosen, **({"attention_prior_biased": attention} if attention else {})}
 
@@ -117,7 +118,7 @@ def explain_one(apply, clip: dict[str, Any], class_names: tuple[str, ...], data,
     return {
         "label": class_names[clip["label"]],
         "predicted": predicted,
-        "region_attribution": dict(zip(REGION_NAMES, ex.region.round(5).tolist())),
+        "region_attribution": dict(zip(REGION_NAMES, np.asarray(ex.region, float).round(5).tolist())),
         "integrated_gradients_completeness_gap": round(ex.completeness_gap, 6),
         "prior": dict(zip(REGION_NAMES, clip["prior"].round(4).tolist())),
         "gait": gait,
