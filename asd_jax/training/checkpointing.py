@@ -29,6 +29,18 @@ CHECKPOINT_DIR = "checkpoints"
 CONFIG_FILE = "config.json"  # the config a run's checkpoints were trained with
 IMPORTED_FILE = "imported.json"  # provenance of weights trained elsewhere (--mode=import)
 
+# The config fields a rerun of a workdir that holds checkpoints may change (a dotted name covers
+# its subfields): how long and how often it trains, logs, validates and saves, how it spreads over
+# devices and hosts, how it reads data, and what it reports. Every other field (model.*, optim.*,
+# seed, data.window, data.classes, the cohort, the split...) shapes the checkpoints or what they
+# mean, so a rerun that changes one is refused before anything is written.
+MAY_CHANGE_ON_RESUME = (
+    "train.num_steps", "train.log_every", "train.eval_every", "train.checkpoint_every", "train.keep_checkpoints",
+    "train.early_stop_patience", "train.parallel", "train.distributed", "train.coordinator_address",
+    "train.num_processes", "train.process_id", "data.worker_count", "data.data_dir", "data.eval_batch_size",
+    "report", "explain",
+)
+
 
 def make_manager(directory: str | Path, *, keep: int, best_metric: str) -> ocp.CheckpointManager:
     """A manager that saves asynchronously and keeps the latest `keep` and the single best step."""
@@ -52,7 +64,9 @@ def make_manager(directory: str | Path, *, keep: int, best_metric: str) -> ocp.C
 
 
 def save_run_config(workdir: Path, config: ml_collections.ConfigDict) -> None:
-    """The run's resolved config beside its checkpoints (process 0 writes)."""
+    """The run's resolved config beside its checkpoints (process 0 writes), once
+    `check_resumable` has found it fits the checkpoints already there."""
+    check_resumable(workdir, config)
     if jax.process_index() == 0:
         workdir.mkdir(parents=True, exist_ok=True)
         (workdir / CONFIG_FILE).write_text(config.to_json_best_effort(indent=2))
@@ -64,6 +78,35 @@ def load_run_config(workdir: Path) -> ml_collections.ConfigDict:
     if not path.exists():
         raise RunStateError(f"{path}: not found; {workdir} is not a trained run (train it first, or check --workdir)")
     return ml_collections.ConfigDict(json.loads(path.read_text()))
+
+
+def check_resumable(workdir: Path, config: ml_collections.ConfigDict) -> None:
+    """Refuses a config that differs from the one `workdir`'s checkpoints were trained with in a
+    field outside MAY_CHANGE_ON_RESUME; a workdir without checkpoints may start afresh."""
+    saved_path, checkpoints = workdir / CONFIG_FILE, workdir / CHECKPOINT_DIR
+    if not saved_path.exists() or not checkpoints.is_dir() or not any(checkpoints.iterdir()):
+        return
+    saved = _flatten(json.loads(saved_path.read_text()))
+    given = _flatten(json.loads(config.to_json_best_effort()))
+    allowed = lambda path: any(path == f or path.startswith(f + ".") for f in MAY_CHANGE_ON_RESUME)  # noqa: E731
+    changed = [p for p in sorted(saved.keys() | given.keys()) if saved.get(p) != given.get(p) and not allowed(p)]
+    if changed:
+        diffs = ", ".join(f"{p} {saved.get(p)!r} -> {given.get(p)!r}" for p in changed)
+        raise RunStateError(
+            f"{workdir}: holds checkpoints trained with another config ({diffs}); rerun with the saved values "
+            f"(in {saved_path}) or use a new --workdir"
+        )
+
+
+def _flatten(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """{'a': {'b': 1}} -> {'a.b': 1}."""
+    flat: dict[str, Any] = {}
+    for key, value in tree.items():
+        if isinstance(value, dict):
+            flat.update(_flatten(value, f"{prefix}{key}."))
+        else:
+            flat[prefix + key] = value
+    return flat
 
 
 def open_manager(workdir: Path, train: ml_collections.ConfigDict) -> ocp.CheckpointManager:
