@@ -13,13 +13,15 @@ from matplotlib import animation  # noqa: E402
 from sklearn.calibration import calibration_curve  # noqa: E402
 from sklearn.metrics import ConfusionMatrixDisplay, RocCurveDisplay  # noqa: E402
 
+from asd_jax.base.files import atomic_path  # noqa: E402
 from asd_jax.base.skeleton import BONES, REGION_NAMES  # noqa: E402
 from asd_jax.data.transforms import MIN_SCORE  # noqa: E402
 
 
 def _save(fig: plt.Figure, path: Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=120, bbox_inches="tight")
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=120, bbox_inches="tight")
     plt.close(fig)
     return path
 
@@ -132,7 +134,8 @@ def skeleton_gif(pose: np.ndarray, joint_weights: np.ndarray, path: Path, fps: f
 
     movie = animation.FuncAnimation(fig, draw, frames=len(pose))
     path.parent.mkdir(parents=True, exist_ok=True)
-    movie.save(path, writer=animation.PillowWriter(fps=max(1, int(round(fps)))))
+    with atomic_path(path) as tmp:
+        movie.save(tmp, writer=animation.PillowWriter(fps=max(1, int(round(fps)))))
     plt.close(fig)
     return path
 

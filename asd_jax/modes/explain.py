@@ -17,6 +17,7 @@ import ml_collections
 import numpy as np
 
 from asd_jax.base.errors import ConfigError
+from asd_jax.base.files import write_atomically
 from asd_jax.base.skeleton import REGION_NAMES
 from asd_jax.data import folds, gait_params, input_pipeline, transforms
 from asd_jax.evaluation import plots, predict
@@ -68,7 +69,7 @@ def explain(config: ml_collections.ConfigDict, workdir: Path) -> dict[str, Any]:
     }
     if jax.process_index() == 0:
         plots.attention_vs_prior(mean_attention, mean_prior, fold.class_names, out_dir / "attention_vs_prior.png")
-        (out_dir / "explanations.json").write_text(json.dumps(payload, indent=2))
+        write_atomically(out_dir / "explanations.json", json.dumps(payload, indent=2))
     return {"agreement": agreement, "written_to": str(out_dir)}
 
 

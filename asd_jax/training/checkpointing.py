@@ -23,6 +23,7 @@ import orbax.checkpoint as ocp
 from orbax.checkpoint import checkpoint_managers
 
 from asd_jax.base.errors import RunStateError
+from asd_jax.base.files import write_atomically
 
 STATE, DATA = "state", "data"
 CHECKPOINT_DIR = "checkpoints"
@@ -69,7 +70,7 @@ def save_run_config(workdir: Path, config: ml_collections.ConfigDict) -> None:
     check_resumable(workdir, config)
     if jax.process_index() == 0:
         workdir.mkdir(parents=True, exist_ok=True)
-        (workdir / CONFIG_FILE).write_text(config.to_json_best_effort(indent=2))
+        write_atomically(workdir / CONFIG_FILE, config.to_json_best_effort(indent=2))
 
 
 def load_run_config(workdir: Path) -> ml_collections.ConfigDict:
@@ -132,7 +133,7 @@ def save_imported(
         raise RunStateError(f"{workdir}: already holds checkpoints; import into a new --workdir so nothing is overwritten")
     save(manager, 0, state, data_iterator)
     manager.wait_until_finished()
-    (workdir / IMPORTED_FILE).write_text(json.dumps({**provenance, "step": 0}, indent=2))
+    write_atomically(workdir / IMPORTED_FILE, json.dumps({**provenance, "step": 0}, indent=2))
 
 
 def save(
