@@ -4,7 +4,9 @@ written; fields that only say how long or how often to train may change."""
 from __future__ import annotations
 
 import hashlib
+import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -98,3 +100,20 @@ def test_a_workdir_without_checkpoints_starts_afresh(tmp_path):
     config.model.dim = 32
     checkpointing.save_run_config(tmp_path, config)  # nothing was trained with the old one
     assert '"dim": 32' in (tmp_path / "config.json").read_text()
+
+
+def test_a_damaged_latest_checkpoint_falls_back_to_the_step_before(trained, tmp_path, data_dir):
+    workdir = tmp_path / "damaged"
+    shutil.copytree(trained, workdir)
+    for blob in (workdir / "checkpoints" / "30" / "state").rglob("d/*"):  # the array data, truncated as by a full disk
+        blob.write_bytes(blob.read_bytes()[:10])
+    proc = launch(workdir, data_dir)
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    assert "Traceback" not in proc.stderr, proc.stderr[-6000:]
+    warnings = [line for line in proc.stderr.splitlines() if "cannot be restored" in line]
+    assert len(warnings) == 1 and "checkpoint step 30 cannot be restored" in warnings[0]
+    assert warnings[0].endswith(f"moved to {workdir / 'damaged_checkpoints' / '30'}, resuming from step 15")
+    assert "resumed from step 15" in proc.stderr
+    assert (workdir / "damaged_checkpoints" / "30" / "state").is_dir()  # kept for a look, out of the manager's sight
+    retrained = json.loads((workdir / "report" / "results.json").read_text())
+    assert retrained == json.loads((trained / "report" / "results.json").read_text())  # steps 16..30 again, same result

@@ -20,6 +20,7 @@ import grain
 import jax
 import ml_collections
 import orbax.checkpoint as ocp
+from absl import logging
 from orbax.checkpoint import checkpoint_managers
 
 from asd_jax.base.errors import RunStateError
@@ -27,6 +28,7 @@ from asd_jax.base.files import write_atomically
 
 STATE, DATA = "state", "data"
 CHECKPOINT_DIR = "checkpoints"
+DAMAGED_DIR = "damaged_checkpoints"  # steps that no longer restore, moved out of the manager's sight
 CONFIG_FILE = "config.json"  # the config a run's checkpoints were trained with
 IMPORTED_FILE = "imported.json"  # provenance of weights trained elsewhere (--mode=import)
 
@@ -166,6 +168,43 @@ def restore(
         items[DATA] = grain.checkpoint.CheckpointRestore(data_iterator)
     restored = manager.restore(step, args=ocp.args.Composite(**items))
     return restored[STATE]
+
+
+def restore_latest(
+    manager: ocp.CheckpointManager, abstract_state: Any, data_iterator: grain.DatasetIterator
+) -> tuple[int | None, Any]:
+    """The newest step that restores, and its state (the iterator restored in place); (None, None)
+    without checkpoints. A newer step that does not restore (truncated by a crash, damaged on
+    disk) is moved to `<workdir>/damaged_checkpoints/` with a one-line warning, so the run resumes
+    from the step before and can save that step again; only once an older step has restored,
+    so a failure of every step (a bug, not damage) moves nothing and raises the newest's error."""
+    damaged: list[tuple[int, Exception]] = []
+    for step in sorted(manager.all_steps(), reverse=True):
+        try:
+            state = restore(manager, step, abstract_state, data_iterator)
+        except Exception as err:  # orbax and tensorstore raise many types for a damaged step
+            damaged.append((step, err))
+            continue
+        for bad_step, err in damaged:
+            _set_aside(manager, bad_step, err, step)
+        return step, state
+    if damaged:
+        raise damaged[0][1]
+    return None, None
+
+
+def _set_aside(manager: ocp.CheckpointManager, step: int, err: Exception, resume_step: int) -> None:
+    source = Path(manager.directory) / str(step)
+    target = Path(manager.directory).parent / DAMAGED_DIR / str(step)
+    if jax.process_index() == 0:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        source.rename(target)
+    manager.reload()
+    reason = (str(err).strip().splitlines() or [""])[0][:120]
+    logging.warning(
+        "checkpoint step %d cannot be restored (%s: %s); moved to %s, resuming from step %d",
+        step, type(err).__name__, reason, target, resume_step,
+    )
 
 
 def abstract_like(state: Any) -> Any:

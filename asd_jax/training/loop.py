@@ -74,10 +74,9 @@ def fit(config: ml_collections.ConfigDict, workdir: Path, fold: FoldData, valida
     )
     manager = checkpointing.open_manager(workdir, config.train)
     try:
-        start_step = manager.latest_step()
+        start_step, restored = checkpointing.restore_latest(manager, checkpointing.abstract_like(dp.get_state(state)), train_iter)
         if start_step is not None:  # step 0 is a checkpoint too: weights brought in with --mode=import
-            abstract = checkpointing.abstract_like(dp.get_state(state))
-            state = dp.put_state(checkpointing.restore(manager, start_step, abstract, train_iter))
+            state = dp.put_state(restored)
             logging.info("resumed from step %d", start_step)
         state = _train_loop(config, dp, state, train_iter, manager, writer, start_step or 0, validate)
         manager.wait_until_finished()
