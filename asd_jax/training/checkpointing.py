@@ -12,7 +12,12 @@ the checkpoints), the imported step.
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
+import sys
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -181,7 +186,8 @@ def restore_latest(
     damaged: list[tuple[int, Exception]] = []
     for step in sorted(manager.all_steps(), reverse=True):
         try:
-            state = restore(manager, step, abstract_state, data_iterator)
+            with _without_closed_loop_noise():
+                state = restore(manager, step, abstract_state, data_iterator)
         except Exception as err:  # orbax and tensorstore raise many types for a damaged step
             damaged.append((step, err))
             continue
@@ -191,6 +197,35 @@ def restore_latest(
     if damaged:
         raise damaged[0][1]
     return None, None
+
+
+@contextlib.contextmanager
+def _without_closed_loop_noise() -> Iterator[None]:
+    """Drops the 'Event loop is closed' tracebacks that tensorstore prints from its own threads
+    (straight to file descriptor 2) when orbax gives up on a damaged step with reads in flight:
+    they say nothing the one-line warning does not. Everything else written meanwhile is kept."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as capture:
+        os.dup2(capture.fileno(), 2)
+        try:
+            yield
+        finally:
+            sys.stderr.flush()
+            os.dup2(saved, 2)
+            os.close(saved)
+            capture.seek(0)
+            lines = capture.read().decode(errors="replace").splitlines(keepends=True)
+            sys.stderr.write("".join(line for line in lines if not _is_closed_loop_noise(line)))
+
+
+def _is_closed_loop_noise(line: str) -> bool:
+    text = line.strip()
+    return (
+        text in ("Traceback (most recent call last):", "self._check_closed()", "raise RuntimeError('Event loop is closed')")
+        or text == "RuntimeError: Event loop is closed"
+        or (text.startswith('File "') and "asyncio/base_events.py" in text)
+    )
 
 
 def _set_aside(manager: ocp.CheckpointManager, step: int, err: Exception, resume_step: int) -> None:
