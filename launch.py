@@ -26,6 +26,7 @@ from absl import app, flags, logging
 from ml_collections import config_flags
 
 from asd_jax import modes
+from asd_jax.base.errors import Preempted
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Config file, optionally with ':variant'.")
 _WORKDIR = flags.DEFINE_string("workdir", None, "Run directory (default: runs/<config name>).")
@@ -155,6 +156,9 @@ def main(argv: list[str]) -> None:
         result = modes.run(_MODE.value, invocation)
     except modes.UserError as err:
         sys.exit(f"error: {err}")
+    except Preempted as err:
+        print(f"stopped: {err}", file=sys.stderr)
+        sys.exit(Preempted.EXIT_CODE)
     if result is not None:
         print(json.dumps(result, indent=2))
 

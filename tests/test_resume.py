@@ -1,30 +1,39 @@
 """Reruns of a workdir: a config that no longer fits its checkpoints is refused before anything is
-written; fields that only say how long or how often to train may change."""
+written (fields that only say how long or how often to train may change); a damaged newest
+checkpoint is set aside and the step before resumed; SIGTERM checkpoints the step in flight."""
 
 from __future__ import annotations
 
 import hashlib
 import json
 import os
+import re
 import shutil
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
 from conftest import ROOT
 
-from asd_jax.base.errors import RunStateError
+from asd_jax.base.errors import Preempted, RunStateError
 from asd_jax.training import checkpointing
 from configs import crossattn
 
 SMOKE = "configs/crossattn.py:smoke"
 
 
+ENV = dict(os.environ, JAX_PLATFORMS="cpu")
+
+
+def launch_command(workdir: Path, data_dir: Path, *overrides: str) -> list[str]:
+    return [sys.executable, "launch.py", f"--config={SMOKE}", f"--workdir={workdir}", f"--config.data.data_dir={data_dir}", *overrides]
+
+
 def launch(workdir: Path, data_dir: Path, *overrides: str) -> subprocess.CompletedProcess:
-    command = [sys.executable, "launch.py", f"--config={SMOKE}", f"--workdir={workdir}", f"--config.data.data_dir={data_dir}"]
-    env = dict(os.environ, JAX_PLATFORMS="cpu")
-    return subprocess.run([*command, *overrides], cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    return subprocess.run(launch_command(workdir, data_dir, *overrides), cwd=ROOT, env=ENV, capture_output=True, text=True, timeout=600)
 
 
 def snapshot(workdir: Path) -> dict[str, str]:
@@ -117,3 +126,32 @@ def test_a_damaged_latest_checkpoint_falls_back_to_the_step_before(trained, tmp_
     assert (workdir / "damaged_checkpoints" / "30" / "state").is_dir()  # kept for a look, out of the manager's sight
     retrained = json.loads((workdir / "report" / "results.json").read_text())
     assert retrained == json.loads((trained / "report" / "results.json").read_text())  # steps 16..30 again, same result
+
+
+def test_sigterm_checkpoints_the_step_in_flight_and_a_rerun_resumes_from_it(tmp_path, data_dir):
+    workdir, steps = tmp_path / "preempted", "--config.train.num_steps=60"  # time to deliver the signal mid-training
+    command = launch_command(workdir, data_dir, steps)
+    proc = subprocess.Popen(command, cwd=ROOT, env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    first_checkpoint, deadline = workdir / "checkpoints" / "15", time.time() + 300
+    while not first_checkpoint.exists() and proc.poll() is None and time.time() < deadline:
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGTERM)
+    stderr = proc.communicate(timeout=300)[1]
+    assert proc.returncode == Preempted.EXIT_CODE, stderr[-4000:]
+    assert "Traceback" not in stderr
+    stopped = [line for line in stderr.splitlines() if line.startswith("stopped:")]
+    assert len(stopped) == 1, stderr[-4000:]
+    match = re.fullmatch(
+        rf"stopped: SIGTERM at step (\d+); its checkpoint is in {re.escape(str(workdir / 'checkpoints'))}, "
+        "rerun the same command to resume",
+        stopped[0],
+    )
+    assert match, stopped[0]
+    step = int(match.group(1))
+    assert 15 <= step < 60 and (workdir / "checkpoints" / str(step)).is_dir()
+    assert not (workdir / "report" / "results.json").exists()
+
+    resumed = launch(workdir, data_dir, steps)
+    assert resumed.returncode == 0, resumed.stderr[-4000:]
+    assert f"resumed from step {step}" in resumed.stderr
+    assert (workdir / "report" / "results.json").exists()
