@@ -1,9 +1,10 @@
 """The train loop of one fold: `fit(config, workdir, fold, validate, writer)`.
 
-Order: train state and data iterator → resume from the latest checkpoint (with the iterator) →
+Order: train state and data iterator → resume from the latest checkpoint that restores (with the iterator) →
 train, validating every `train.eval_every` steps through the `validate` callback (the evaluation
 layer's; training does not know how predictions are scored) → keep the best checkpoint on
-validation → return the state restored from it.
+validation → return the state restored from it. SIGTERM checkpoints the step in flight and raises
+Preempted.
 """
 
 from __future__ import annotations
@@ -59,14 +60,16 @@ def fingerprint(batch: dict[str, np.ndarray]) -> int:
 
 class StopOnSigterm:
     """Notes SIGTERM instead of dying of it, so the loop can checkpoint the step in flight and
-    stop; the previous handler is back on exit. Off the main thread (no signals there) it never fires."""
+    stop; the previous handler is back on exit. Off the main thread (no signals there) and with
+    several processes it stays out of the way: they may be signalled at different steps, and a
+    checkpoint is a collective that all of them must join at the same one."""
 
     def __init__(self) -> None:
         self.received = False
         self._previous = None
 
     def __enter__(self) -> StopOnSigterm:
-        if threading.current_thread() is threading.main_thread():
+        if threading.current_thread() is threading.main_thread() and jax.process_count() == 1:
             self._previous = signal.signal(signal.SIGTERM, self._note)
         return self
 
@@ -160,10 +163,11 @@ def _train_loop(
             if step >= config.train.select_after:  # earlier checkpoints are kept for resuming, never selected
                 metrics_for_best = {config.train.select_metric: score}
                 best, evals_since_best = (score, 0) if score > best else (best, evals_since_best + 1)
-        if metrics_for_best is not None or is_time(step, config.train.checkpoint_every, total) or stop.received:
+        stopping = stop.received  # read once: a SIGTERM between the save and the raise waits a step
+        if metrics_for_best is not None or is_time(step, config.train.checkpoint_every, total) or stopping:
             _check_finite(dp, state)
             checkpointing.save(manager, step, dp.get_state(state), train_iter, metrics_for_best)
-        if stop.received:
+        if stopping:
             raise Preempted(f"SIGTERM at step {step}; its checkpoint is in {manager.directory}, rerun the same command to resume")
         patience = config.train.early_stop_patience
         if patience and evals_since_best >= patience:
