@@ -10,6 +10,9 @@ r"""Entry point: flags only, so that everything it runs can be imported and test
   python launch.py --mode=predict --workdir runs/crossattn --input keypoints/   # diagnose new clips (or videos)
   python launch.py --config configs/crossattn.py:smoke --workdir /tmp/smoke
   python launch.py --config configs/crossattn.py --config.train.num_steps=3000
+
+Exit status: 0 done; 1 a mistake the single `error:` line names (flags, config, data, workdir);
+143 stopped by SIGTERM after checkpointing (run the same command to resume); a traceback is a bug.
 """
 
 from __future__ import annotations
@@ -145,7 +148,7 @@ class _QuietLibraries(pylogging.Filter):
 
 def main(argv: list[str]) -> None:
     if len(argv) > 1:
-        raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
+        sys.exit(f"error: unexpected arguments: {' '.join(argv[1:])} (flags are --name=value)")
     config_file = flags.FLAGS["config"].config_filename if _CONFIG.value is not None else None  # unset: pose, predict
     workdir = Path(_WORKDIR.value) if _WORKDIR.value else (default_workdir(config_file) if config_file else None)
     path = lambda value: Path(value) if value else None  # noqa: E731

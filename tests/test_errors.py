@@ -46,6 +46,7 @@ def one_error_line(proc: subprocess.CompletedProcess) -> str:
         (["--config=configs/nope.py", "--config.model.dim=8"], "error: --config=configs/nope.py: no such file"),
         (["--config=configs/crossattn.py:smok"], "error: --config: unknown config variant 'smok'; expected 'smoke' or nothing"),
         ([f"--config={SMOKE}", "--wrokdir=/tmp/x"], "error: Unknown command line flag 'wrokdir'. Did you mean: workdir ?"),
+        ([f"--config={SMOKE}", "--mode=train", "eval"], "error: unexpected arguments: eval (flags are --name=value)"),
     ],
 )
 def test_command_line_mistakes_are_one_line(args, expected):
