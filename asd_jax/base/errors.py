@@ -55,3 +55,14 @@ class ParityError(UserError, RuntimeError):
 
 class NonFiniteLossError(UserError, RuntimeError):
     """Training produced a NaN/inf loss; the last good checkpoint is kept."""
+
+
+class Preempted(Exception):
+    """SIGTERM (a preemption notice) stopped training after a step, whose checkpoint was saved.
+
+    Not a UserError: nothing is wrong. launch.py prints it as one `stopped:` line and exits with
+    EXIT_CODE (128 + SIGTERM, what a shell reports for a process SIGTERM ended), non-zero so that a
+    scheduler restarts the job and `train && eval` does not go on with an unfinished run.
+    """
+
+    EXIT_CODE = 143

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import csv
 import io
-import os
 import pickle
 from pathlib import Path
 from typing import Any
@@ -19,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from asd_jax.base.errors import UserDataError, UserError
+from asd_jax.base.files import write_atomically
 from asd_jax.data.video_pose import VideoPose
 
 ANNOTATIONS, CLIPS = "annotations.pkl", "clips.csv"
@@ -58,7 +58,7 @@ def annotation(pose: VideoPose, clip_id: str) -> dict[str, Any]:
 
 
 def write_folder(out: Path, poses: list[VideoPose], ids: dict[Path, tuple[str, str]]) -> None:
-    """Writes annotations.pkl, then clips.csv, each through a temporary file and `os.replace`."""
+    """Writes annotations.pkl, then clips.csv, each whole or not at all."""
     check_free(out)
     out.mkdir(parents=True, exist_ok=True)
     annotations = [annotation(pose, ids[pose.path][0]) for pose in poses]
@@ -66,15 +66,5 @@ def write_folder(out: Path, poses: list[VideoPose], ids: dict[Path, tuple[str, s
     writer = csv.writer(table)
     writer.writerow(CLIPS_COLUMNS)
     writer.writerows((*ids[pose.path], f"{pose.fps:g}") for pose in poses)
-    _write_atomically(out / ANNOTATIONS, pickle.dumps({"annotations": annotations}, protocol=pickle.HIGHEST_PROTOCOL))
-    _write_atomically(out / CLIPS, table.getvalue().encode())
-
-
-def _write_atomically(path: Path, data: bytes) -> None:
-    """A reader (or a crash) never sees half a file: write beside it, then rename over it."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        tmp.write_bytes(data)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    write_atomically(out / ANNOTATIONS, pickle.dumps({"annotations": annotations}, protocol=pickle.HIGHEST_PROTOCOL))
+    write_atomically(out / CLIPS, table.getvalue())

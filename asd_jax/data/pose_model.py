@@ -32,6 +32,7 @@ from mediapipe.tasks.metadata import schema_py_generated as tflite_fb
 from mediapipe.tasks.python.metadata.metadata_writers import metadata_info, model_asset_bundle_utils, writer_utils
 
 from asd_jax.base.errors import UserError
+from asd_jax.base.files import atomic_path
 
 BUNDLE_NAME = "pose_landmarker_full.task"
 BUILD_COMMAND = "python -m asd_jax.data.pose_model --build"
@@ -83,12 +84,8 @@ def build_bundle(path: Path) -> Path:
     landmarks = "pose_landmarks_detector.tflite"
     models[landmarks] = with_image_metadata(models[landmarks], LANDMARK_NORM_MEAN, LANDMARK_NORM_STD)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")  # a process building at the same time writes its own
-    try:
+    with atomic_path(path) as tmp:  # a process building at the same time writes its own
         model_asset_bundle_utils.create_model_asset_bundle(models, str(tmp))
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
     return path
 
 

@@ -23,6 +23,7 @@ import numpy as np
 from sklearn.model_selection import StratifiedGroupKFold
 
 from asd_jax.base.errors import ConfigError, LeakageError
+from asd_jax.base.files import write_atomically
 from asd_jax.base.labels import LabelMap
 
 SIDES = ("train", "val", "test")
@@ -165,7 +166,7 @@ def save_splits(split: Splits, table: ClipTable, path: str | Path) -> None:
             "clips": sorted(table.clip_id[rows].tolist()),
             "clips_per_diagnosis": dict(zip(diagnoses.tolist(), counts.tolist())),
         }
-    Path(path).write_text(json.dumps(payload, indent=1))
+    write_atomically(path, json.dumps(payload, indent=1))
 
 
 def load_patients(path: str | Path) -> dict[str, list[str]]:

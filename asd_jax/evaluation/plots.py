@@ -15,6 +15,7 @@ from matplotlib.cm import ScalarMappable  # noqa: E402
 from matplotlib.colors import Normalize  # noqa: E402
 from sklearn.metrics import confusion_matrix, roc_auc_score, roc_curve  # noqa: E402
 
+from asd_jax.base.files import atomic_path  # noqa: E402
 from asd_jax.base.skeleton import BONES, REGION_NAMES  # noqa: E402
 from asd_jax.data.transforms import MIN_SCORE  # noqa: E402
 from asd_jax.evaluation import metrics  # noqa: E402
@@ -25,7 +26,8 @@ DIVERGING = "RdBu_r"  # signed attributions: red raises the class's log-probabil
 def save(fig: plt.Figure, path: Path) -> Path:
     """Writes and closes `fig` (every figure leaves through here, so a test can look at it first)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=120, bbox_inches="tight")
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=120, bbox_inches="tight")
     plt.close(fig)
     return path
 
@@ -175,7 +177,8 @@ def skeleton_gif(pose: np.ndarray, joint_weights: np.ndarray, path: Path, fps: f
 
     movie = animation.FuncAnimation(fig, draw, frames=len(pose))
     path.parent.mkdir(parents=True, exist_ok=True)
-    movie.save(path, writer=animation.PillowWriter(fps=max(1, int(round(fps)))))
+    with atomic_path(path) as tmp:
+        movie.save(tmp, writer=animation.PillowWriter(fps=max(1, int(round(fps)))))
     plt.close(fig)
     return path
 

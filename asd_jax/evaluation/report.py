@@ -5,6 +5,7 @@ per-patient prediction CSVs; for one fold and for a cross-validation summary."""
 from __future__ import annotations
 
 import csv
+import io
 import json
 import math
 from pathlib import Path
@@ -12,6 +13,7 @@ from typing import Any
 
 import numpy as np
 
+from asd_jax.base.files import write_atomically
 from asd_jax.base.labels import patient_of_unit
 from asd_jax.evaluation import aggregate, metrics, plots
 
@@ -98,8 +100,8 @@ def markdown_table(rows: list[tuple[str, dict[str, Any]]]) -> str:
 def write_results(report_dir: Path, payload: dict[str, Any], markdown: list[str], predictions: dict[str, Any], class_names) -> None:
     """results.json, results.md and the plots of each level's predictions."""
     report_dir.mkdir(parents=True, exist_ok=True)
-    (report_dir / "results.json").write_text(json.dumps(payload, indent=2, allow_nan=True))
-    (report_dir / "results.md").write_text("\n".join(markdown))
+    write_atomically(report_dir / "results.json", json.dumps(payload, indent=2, allow_nan=True))
+    write_atomically(report_dir / "results.md", "\n".join(markdown))
     for level, p in predictions.items():
         plots.roc_curves(p.labels, p.probs, class_names, report_dir / f"roc_{level}.png", f"ROC, {level} level")
         plots.confusion(p.labels, p.preds, class_names, report_dir / f"confusion_{level}.png", f"{level} level")
@@ -140,22 +142,23 @@ def write_predictions(
 ) -> None:
     """One row per clip (clip_id, patient_id, ...) or patient: fold (when `folds` gives each row's
     test fold, as pooled CV tables do), label (when `labelled`), prediction, p_<class>, extras."""
-    with path.open("w", newline="") as f:
-        writer = csv.writer(f)
-        id_columns = ["clip_id", "patient_id"] if level == "clip" else ["patient_id"]
-        extra = sorted(next(iter(clip_columns.values()))) if level == "clip" and clip_columns else []
-        fold_column = ["fold"] if folds is not None else []
-        writer.writerow(id_columns + fold_column + ["label"] * labelled + ["prediction"] + [f"p_{c}" for c in class_names] + extra)
-        for i, identifier in enumerate(predictions.ids):
-            ids = [identifier, patient_of[identifier]] if level == "clip" else [identifier]
-            writer.writerow(
-                ids
-                + ([int(folds[i])] if folds is not None else [])
-                + [class_names[predictions.labels[i]]] * labelled
-                + [class_names[predictions.preds[i]]]
-                + [f"{p:.6f}" for p in predictions.probs[i]]
-                + [f"{clip_columns[identifier][k]:.4g}" for k in extra]
-            )
+    table = io.StringIO(newline="")
+    writer = csv.writer(table)
+    id_columns = ["clip_id", "patient_id"] if level == "clip" else ["patient_id"]
+    extra = sorted(next(iter(clip_columns.values()))) if level == "clip" and clip_columns else []
+    fold_column = ["fold"] if folds is not None else []
+    writer.writerow(id_columns + fold_column + ["label"] * labelled + ["prediction"] + [f"p_{c}" for c in class_names] + extra)
+    for i, identifier in enumerate(predictions.ids):
+        ids = [identifier, patient_of[identifier]] if level == "clip" else [identifier]
+        writer.writerow(
+            ids
+            + ([int(folds[i])] if folds is not None else [])
+            + [class_names[predictions.labels[i]]] * labelled
+            + [class_names[predictions.preds[i]]]
+            + [f"{p:.6f}" for p in predictions.probs[i]]
+            + [f"{clip_columns[identifier][k]:.4g}" for k in extra]
+        )
+    write_atomically(path, table.getvalue())
 
 
 def read_predictions(path: Path, class_names: tuple[str, ...]) -> tuple[aggregate.Predictions, np.ndarray]:

@@ -21,6 +21,7 @@ from pathlib import Path
 
 import ml_collections
 
+from asd_jax.base.files import write_atomically
 from asd_jax.evaluation import plots, protocol, report
 from asd_jax.modes import cv
 
@@ -162,7 +163,7 @@ def main() -> None:
 
     def write(results: dict[str, dict]) -> None:
         plots.model_comparison(level_rows(results, "patient"), figure, "patient level")
-        args.out.write_text(results_markdown(results, command, reading, figure.relative_to(args.out.parent).as_posix()))
+        write_atomically(args.out, results_markdown(results, command, reading, figure.relative_to(args.out.parent).as_posix()))
 
     compare(args.configs, args.workdir, args.override, args.variant, on_model_done=write)
     print(args.out.read_text())

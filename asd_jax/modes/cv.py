@@ -16,6 +16,7 @@ import jax
 import ml_collections
 
 from asd_jax.evaluation import protocol, report
+from asd_jax.training import checkpointing
 
 
 def fold_config(config: ml_collections.ConfigDict, fold: int) -> ml_collections.ConfigDict:
@@ -25,7 +26,10 @@ def fold_config(config: ml_collections.ConfigDict, fold: int) -> ml_collections.
 
 
 def run_cv(config: ml_collections.ConfigDict, workdir: Path) -> dict[str, Any]:
-    """Trains and tests every fold not done yet; returns the summary (report.cv_summary)."""
+    """Trains and tests every fold not done yet; returns the summary (report.cv_summary). Every
+    fold's config is checked against its checkpoints first, so a refused rerun changes nothing."""
+    for fold in range(config.data.num_folds):
+        checkpointing.check_resumable(workdir / f"fold_{fold}", fold_config(config, fold))
     fold_reports, report_dirs = [], []
     for fold in range(config.data.num_folds):
         report_dir = workdir / f"fold_{fold}" / protocol.REPORT_DIR

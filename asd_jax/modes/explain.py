@@ -24,6 +24,7 @@ import numpy as np
 from flax import nnx
 
 from asd_jax.base.errors import ConfigError
+from asd_jax.base.files import write_atomically
 from asd_jax.base.preprocess import normalize_pose, resample_fps
 from asd_jax.base.skeleton import REGION_NAMES
 from asd_jax.data import folds, gait_params
@@ -74,7 +75,7 @@ def explain(config: ml_collections.ConfigDict, workdir: Path) -> dict[str, Any]:
         plots.attribution_by_class(
             np.array(list(payload["mean_attribution"].values())), fold.class_names, out_dir / "attribution_by_class.png", prior=prior
         )
-        (out_dir / "explanations.json").write_text(json.dumps({"regions": list(REGION_NAMES), **payload}, indent=2))
+        write_atomically(out_dir / "explanations.json", json.dumps({"regions": list(REGION_NAMES), **payload}, indent=2))
     return {"agreement": payload["agreement"], "randomisation_check": payload["randomisation_check"], "written_to": str(out_dir)}
 
 

@@ -22,6 +22,7 @@ from absl import logging
 from flax import nnx
 
 from asd_jax.base.errors import ParityError
+from asd_jax.base.files import atomic_path, write_atomically
 from asd_jax.base.skeleton import NUM_JOINTS, REGION_NAMES
 from asd_jax.data import folds, input_pipeline
 from asd_jax.models.variables import flat_state
@@ -73,17 +74,18 @@ def export_onnx(twin, sample: dict[str, np.ndarray], path: Path) -> float | None
     with warnings.catch_warnings():  # exporter internals' deprecation chatter, not the user's concern
         warnings.simplefilter("ignore", FutureWarning)
         warnings.filterwarnings("ignore", message=".*will not be used, since it shares the same shape constraints")
-        torch.onnx.export(
-            twin,
-            (pose, prior),
-            str(path),
-            input_names=["pose", "prior"],
-            output_names=["logits"],
-            dynamic_shapes={"pose": pose_axes, "prior": {0: batch}},
-            dynamo=True,
-            external_data=False,  # one self-contained file; these models are small
-            verbose=False,
-        )
+        with atomic_path(path) as tmp:
+            torch.onnx.export(
+                twin,
+                (pose, prior),
+                str(tmp),
+                input_names=["pose", "prior"],
+                output_names=["logits"],
+                dynamic_shapes={"pose": pose_axes, "prior": {0: batch}},
+                dynamo=True,
+                external_data=False,  # one self-contained file; these models are small
+                verbose=False,
+            )
     try:
         import onnxruntime
     except ImportError:
@@ -117,8 +119,10 @@ def export_workdir(config: ml_collections.ConfigDict, workdir: Path) -> dict[str
 
     out = workdir / EXPORT_DIR
     out.mkdir(parents=True, exist_ok=True)
-    torch.save({k: torch.from_numpy(np.array(v)) for k, v in state_dict.items()}, out / "model.pt")
-    safetensors.numpy.save_file({k: np.ascontiguousarray(v) for k, v in state_dict.items()}, str(out / "model.safetensors"))
+    with atomic_path(out / "model.pt") as tmp:
+        torch.save({k: torch.from_numpy(np.array(v)) for k, v in state_dict.items()}, tmp)
+    with atomic_path(out / "model.safetensors") as tmp:
+        safetensors.numpy.save_file({k: np.ascontiguousarray(v) for k, v in state_dict.items()}, str(tmp))
     onnx_gap = export_onnx(twin, sample, out / "model.onnx")
     summary = {
         "selected_step": step,
@@ -138,9 +142,9 @@ def export_workdir(config: ml_collections.ConfigDict, workdir: Path) -> dict[str
         "output": "logits [batch, classes]; a clip: softmax of its windows' mean logits; a patient: the mean of its clips' probabilities",
         "config": json.loads(config.to_json_best_effort()),
     }
-    (out / "config.json").write_text(json.dumps(manifest, indent=2))
+    write_atomically(out / "config.json", json.dumps(manifest, indent=2))
     deploy.write_sources(out)
-    (out / "README.md").write_text(deploy.readme(config.model.name, fold.class_names, manifest["preprocessing"], twin.window_multiple))
+    write_atomically(out / "README.md", deploy.readme(config.model.name, fold.class_names, manifest["preprocessing"], twin.window_multiple))
     logging.info("exported %s (parity %.1e)", out, gap)
     return summary
 

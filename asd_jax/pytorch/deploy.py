@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from asd_jax.base.files import write_atomically
 from asd_jax.pytorch.bundle import bundle
 
 TWINS_FILE, PREDICTOR_FILE = "asd_twins.py", "asd_predictor.py"
@@ -39,7 +40,7 @@ def write_sources(out: Path) -> list[Path]:
         ),
     }
     for name, source in files.items():
-        (out / name).write_text(source)
+        write_atomically(out / name, source)
     return [out / name for name in files]
 
 

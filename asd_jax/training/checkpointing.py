@@ -12,7 +12,12 @@ the checkpoints), the imported step.
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
+import sys
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -20,14 +25,29 @@ import grain
 import jax
 import ml_collections
 import orbax.checkpoint as ocp
+from absl import logging
 from orbax.checkpoint import checkpoint_managers
 
 from asd_jax.base.errors import RunStateError
+from asd_jax.base.files import write_atomically
 
 STATE, DATA = "state", "data"
 CHECKPOINT_DIR = "checkpoints"
+DAMAGED_DIR = "damaged_checkpoints"  # steps that no longer restore, moved out of the manager's sight
 CONFIG_FILE = "config.json"  # the config a run's checkpoints were trained with
 IMPORTED_FILE = "imported.json"  # provenance of weights trained elsewhere (--mode=import)
+
+# The config fields a rerun of a workdir that holds checkpoints may change (a dotted name covers
+# its subfields): how long and how often it trains, logs, validates and saves, how it spreads over
+# devices and hosts, how it reads data, and what it reports. Every other field (model.*, optim.*,
+# seed, data.window, data.classes, the cohort, the split...) shapes the checkpoints or what they
+# mean, so a rerun that changes one is refused before anything is written.
+MAY_CHANGE_ON_RESUME = (
+    "train.num_steps", "train.log_every", "train.eval_every", "train.checkpoint_every", "train.keep_checkpoints",
+    "train.early_stop_patience", "train.parallel", "train.distributed", "train.coordinator_address",
+    "train.num_processes", "train.process_id", "data.worker_count", "data.data_dir", "data.eval_batch_size",
+    "report", "explain",
+)
 
 
 def make_manager(directory: str | Path, *, keep: int, best_metric: str) -> ocp.CheckpointManager:
@@ -52,10 +72,12 @@ def make_manager(directory: str | Path, *, keep: int, best_metric: str) -> ocp.C
 
 
 def save_run_config(workdir: Path, config: ml_collections.ConfigDict) -> None:
-    """The run's resolved config beside its checkpoints (process 0 writes)."""
+    """The run's resolved config beside its checkpoints (process 0 writes), once
+    `check_resumable` has found it fits the checkpoints already there."""
+    check_resumable(workdir, config)
     if jax.process_index() == 0:
         workdir.mkdir(parents=True, exist_ok=True)
-        (workdir / CONFIG_FILE).write_text(config.to_json_best_effort(indent=2))
+        write_atomically(workdir / CONFIG_FILE, config.to_json_best_effort(indent=2))
 
 
 def load_run_config(workdir: Path) -> ml_collections.ConfigDict:
@@ -64,6 +86,35 @@ def load_run_config(workdir: Path) -> ml_collections.ConfigDict:
     if not path.exists():
         raise RunStateError(f"{path}: not found; {workdir} is not a trained run (train it first, or check --workdir)")
     return ml_collections.ConfigDict(json.loads(path.read_text()))
+
+
+def check_resumable(workdir: Path, config: ml_collections.ConfigDict) -> None:
+    """Refuses a config that differs from the one `workdir`'s checkpoints were trained with in a
+    field outside MAY_CHANGE_ON_RESUME; a workdir without checkpoints may start afresh."""
+    saved_path, checkpoints = workdir / CONFIG_FILE, workdir / CHECKPOINT_DIR
+    if not saved_path.exists() or not checkpoints.is_dir() or not any(checkpoints.iterdir()):
+        return
+    saved = _flatten(json.loads(saved_path.read_text()))
+    given = _flatten(json.loads(config.to_json_best_effort()))
+    allowed = lambda path: any(path == f or path.startswith(f + ".") for f in MAY_CHANGE_ON_RESUME)  # noqa: E731
+    changed = [p for p in sorted(saved.keys() | given.keys()) if saved.get(p) != given.get(p) and not allowed(p)]
+    if changed:
+        diffs = ", ".join(f"{p} {saved.get(p)!r} -> {given.get(p)!r}" for p in changed)
+        raise RunStateError(
+            f"{workdir}: holds checkpoints trained with another config ({diffs}); rerun with the saved values "
+            f"(in {saved_path}) or use a new --workdir"
+        )
+
+
+def _flatten(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """{'a': {'b': 1}} -> {'a.b': 1}."""
+    flat: dict[str, Any] = {}
+    for key, value in tree.items():
+        if isinstance(value, dict):
+            flat.update(_flatten(value, f"{prefix}{key}."))
+        else:
+            flat[prefix + key] = value
+    return flat
 
 
 def open_manager(workdir: Path, train: ml_collections.ConfigDict) -> ocp.CheckpointManager:
@@ -89,7 +140,7 @@ def save_imported(
         raise RunStateError(f"{workdir}: already holds checkpoints; import into a new --workdir so nothing is overwritten")
     save(manager, 0, state, data_iterator)
     manager.wait_until_finished()
-    (workdir / IMPORTED_FILE).write_text(json.dumps({**provenance, "step": 0}, indent=2))
+    write_atomically(workdir / IMPORTED_FILE, json.dumps({**provenance, "step": 0}, indent=2))
 
 
 def save(
@@ -122,6 +173,73 @@ def restore(
         items[DATA] = grain.checkpoint.CheckpointRestore(data_iterator)
     restored = manager.restore(step, args=ocp.args.Composite(**items))
     return restored[STATE]
+
+
+def restore_latest(
+    manager: ocp.CheckpointManager, abstract_state: Any, data_iterator: grain.DatasetIterator
+) -> tuple[int | None, Any]:
+    """The newest step that restores, and its state (the iterator restored in place); (None, None)
+    without checkpoints. A newer step that does not restore (truncated by a crash, damaged on
+    disk) is moved to `<workdir>/damaged_checkpoints/` with a one-line warning, so the run resumes
+    from the step before and can save that step again; only once an older step has restored,
+    so a failure of every step (a bug, not damage) moves nothing and raises the newest's error."""
+    damaged: list[tuple[int, Exception]] = []
+    for step in sorted(manager.all_steps(), reverse=True):
+        try:
+            with _without_closed_loop_noise():
+                state = restore(manager, step, abstract_state, data_iterator)
+        except Exception as err:  # orbax and tensorstore raise many types for a damaged step
+            damaged.append((step, err))
+            continue
+        for bad_step, err in damaged:
+            _set_aside(manager, bad_step, err, step)
+        return step, state
+    if damaged:
+        raise damaged[0][1]
+    return None, None
+
+
+@contextlib.contextmanager
+def _without_closed_loop_noise() -> Iterator[None]:
+    """Drops the 'Event loop is closed' tracebacks that tensorstore prints from its own threads
+    (straight to file descriptor 2) when orbax gives up on a damaged step with reads in flight:
+    they say nothing the one-line warning does not. Everything else written meanwhile is kept."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as capture:
+        os.dup2(capture.fileno(), 2)
+        try:
+            yield
+        finally:
+            sys.stderr.flush()
+            os.dup2(saved, 2)
+            os.close(saved)
+            capture.seek(0)
+            lines = capture.read().decode(errors="replace").splitlines(keepends=True)
+            sys.stderr.write("".join(line for line in lines if not _is_closed_loop_noise(line)))
+
+
+def _is_closed_loop_noise(line: str) -> bool:
+    text = line.strip()
+    return (
+        text in ("Traceback (most recent call last):", "self._check_closed()", "raise RuntimeError('Event loop is closed')")
+        or text == "RuntimeError: Event loop is closed"
+        or (text.startswith('File "') and "asyncio/base_events.py" in text)
+    )
+
+
+def _set_aside(manager: ocp.CheckpointManager, step: int, err: Exception, resume_step: int) -> None:
+    source = Path(manager.directory) / str(step)
+    target = Path(manager.directory).parent / DAMAGED_DIR / str(step)
+    if jax.process_index() == 0:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        source.rename(target)
+    manager.reload()
+    reason = (str(err).strip().splitlines() or [""])[0][:120]
+    logging.warning(
+        "checkpoint step %d cannot be restored (%s: %s); moved to %s, resuming from step %d",
+        step, type(err).__name__, reason, target, resume_step,
+    )
 
 
 def abstract_like(state: Any) -> Any:

@@ -8,7 +8,6 @@ finished fold is not fitted again and `--mode=eval` restores it.
 from __future__ import annotations
 
 import dataclasses
-import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -20,6 +19,7 @@ import numpy as np
 from absl import logging
 
 from asd_jax.base.errors import RunStateError
+from asd_jax.base.files import atomic_path
 from asd_jax.data.folds import FoldData
 from asd_jax.data.gait_features import FeatureCache
 from asd_jax.models.features import build_estimator, candidates
@@ -71,12 +71,11 @@ def fit(
 
 
 def save(workdir: Path, fitted: FittedFeatures) -> None:
-    """Atomically, so an interrupted save never leaves a half-written model behind."""
+    """Whole or not at all, so an interrupted save never leaves a half-written model behind."""
     path = model_path(workdir)
     path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_suffix(".tmp")
-    joblib.dump(dataclasses.asdict(fitted), temporary)
-    os.replace(temporary, path)
+    with atomic_path(path) as temporary:
+        joblib.dump(dataclasses.asdict(fitted), temporary)
 
 
 def restore(workdir: Path) -> FittedFeatures:

@@ -1,14 +1,17 @@
 """The train loop of one fold: `fit(config, workdir, fold, validate, writer)`.
 
-Order: train state and data iterator → resume from the latest checkpoint (with the iterator) →
+Order: train state and data iterator → resume from the latest checkpoint that restores (with the iterator) →
 train, validating every `train.eval_every` steps through the `validate` callback (the evaluation
 layer's; training does not know how predictions are scored) → keep the best checkpoint on
-validation → return the state restored from it.
+validation → return the state restored from it. SIGTERM checkpoints the step in flight and raises
+Preempted.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import signal
+import threading
 import time
 import zlib
 from collections.abc import Callable
@@ -21,7 +24,7 @@ import numpy as np
 from absl import logging
 from tqdm import tqdm
 
-from asd_jax.base.errors import ConfigError, NonFiniteLossError
+from asd_jax.base.errors import ConfigError, NonFiniteLossError, Preempted
 from asd_jax.data import input_pipeline
 from asd_jax.data.folds import FoldData
 from asd_jax.training import checkpointing, optim
@@ -55,6 +58,30 @@ def fingerprint(batch: dict[str, np.ndarray]) -> int:
     return checksum
 
 
+class StopOnSigterm:
+    """Notes SIGTERM instead of dying of it, so the loop can checkpoint the step in flight and
+    stop; the previous handler is back on exit. Off the main thread (no signals there) and with
+    several processes it stays out of the way: they may be signalled at different steps, and a
+    checkpoint is a collective that all of them must join at the same one."""
+
+    def __init__(self) -> None:
+        self.received = False
+        self._previous = None
+
+    def __enter__(self) -> StopOnSigterm:
+        if threading.current_thread() is threading.main_thread() and jax.process_count() == 1:
+            self._previous = signal.signal(signal.SIGTERM, self._note)
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        if self._previous is not None:
+            signal.signal(signal.SIGTERM, self._previous)
+
+    def _note(self, signum: int, frame: object) -> None:
+        logging.warning("SIGTERM received: stopping after this step, with a checkpoint")
+        self.received = True
+
+
 def fit(config: ml_collections.ConfigDict, workdir: Path, fold: FoldData, validate: Validate, writer: MetricWriter) -> Fitted:
     """Trains (or resumes) one fold and returns the state of its best checkpoint on validation."""
     if config.train.select_after >= config.train.num_steps:
@@ -74,12 +101,12 @@ def fit(config: ml_collections.ConfigDict, workdir: Path, fold: FoldData, valida
     )
     manager = checkpointing.open_manager(workdir, config.train)
     try:
-        start_step = manager.latest_step()
+        start_step, restored = checkpointing.restore_latest(manager, checkpointing.abstract_like(dp.get_state(state)), train_iter)
         if start_step is not None:  # step 0 is a checkpoint too: weights brought in with --mode=import
-            abstract = checkpointing.abstract_like(dp.get_state(state))
-            state = dp.put_state(checkpointing.restore(manager, start_step, abstract, train_iter))
+            state = dp.put_state(restored)
             logging.info("resumed from step %d", start_step)
-        state = _train_loop(config, dp, state, train_iter, manager, writer, start_step or 0, validate)
+        with StopOnSigterm() as stop:
+            state = _train_loop(config, dp, state, train_iter, manager, writer, start_step or 0, validate, stop)
         manager.wait_until_finished()
         best_step = manager.best_step()
         state = dp.put_state(checkpointing.restore(manager, best_step, checkpointing.abstract_like(dp.get_state(state))))
@@ -99,8 +126,10 @@ def _train_loop(
     writer: MetricWriter,
     start_step: int,
     validate: Validate,
+    stop: StopOnSigterm,
 ) -> Any:
-    """Steps from `start_step` to `config.train.num_steps`; validation, checkpoints and logs."""
+    """Steps from `start_step` to `config.train.num_steps`; validation, checkpoints and logs.
+    Raises Preempted after a step that SIGTERM interrupted, once that step is checkpointed."""
     total = config.train.num_steps
     best, evals_since_best = -np.inf, 0
     bar = tqdm(total=total, initial=start_step, disable=jax.process_index() != 0, dynamic_ncols=True)
@@ -134,9 +163,12 @@ def _train_loop(
             if step >= config.train.select_after:  # earlier checkpoints are kept for resuming, never selected
                 metrics_for_best = {config.train.select_metric: score}
                 best, evals_since_best = (score, 0) if score > best else (best, evals_since_best + 1)
-        if metrics_for_best is not None or is_time(step, config.train.checkpoint_every, total):
+        stopping = stop.received  # read once: a SIGTERM between the save and the raise waits a step
+        if metrics_for_best is not None or is_time(step, config.train.checkpoint_every, total) or stopping:
             _check_finite(dp, state)
             checkpointing.save(manager, step, dp.get_state(state), train_iter, metrics_for_best)
+        if stopping:
+            raise Preempted(f"SIGTERM at step {step}; its checkpoint is in {manager.directory}, rerun the same command to resume")
         patience = config.train.early_stop_patience
         if patience and evals_since_best >= patience:
             logging.info("early stop at step %d: no validation gain in %d evaluations", step, patience)

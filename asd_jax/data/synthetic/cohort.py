@@ -15,12 +15,14 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import io
 import pickle
 from pathlib import Path
 
 import numpy as np
 
 from asd_jax.base.errors import ConfigError
+from asd_jax.base.files import write_atomically
 from asd_jax.data.synthetic.camera import simulate_walk
 from asd_jax.data.synthetic.kinematics import WalkSpec
 from asd_jax.data.synthetic.observe import SIGNS, observe
@@ -207,8 +209,7 @@ def generate_cohort(out_dir: str | Path, params: CohortParams | None = None) -> 
             annotations.append(clip["annotation"])
             truth_rows.append(clip["truth"])
             clip_rows.append({"clip_id": clip_id, "patient_id": patient.patient_id, "diagnosis": patient.diagnosis, "fps": params.fps})
-    with (out_dir / "annotations.pkl").open("wb") as f:
-        pickle.dump({"annotations": annotations}, f, protocol=pickle.HIGHEST_PROTOCOL)
+    write_atomically(out_dir / "annotations.pkl", pickle.dumps({"annotations": annotations}, protocol=pickle.HIGHEST_PROTOCOL))
     _write_csv(out_dir / "clips.csv", clip_rows)
     _write_csv(out_dir / "ground_truth.csv", truth_rows)
     for i, rows in enumerate(rater_rows, start=1):
@@ -217,7 +218,8 @@ def generate_cohort(out_dir: str | Path, params: CohortParams | None = None) -> 
 
 
 def _write_csv(path: Path, rows: list[dict], fieldnames: list[str] | None = None) -> None:
-    with path.open("w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=fieldnames or list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
+    table = io.StringIO(newline="")
+    writer = csv.DictWriter(table, fieldnames=fieldnames or list(rows[0]))
+    writer.writeheader()
+    writer.writerows(rows)
+    write_atomically(path, table.getvalue())
