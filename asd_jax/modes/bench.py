@@ -224,13 +224,14 @@ def run_bench(options: BenchOptions) -> dict[str, Any]:
     results: dict[str, Any] = {"machine": machine(threads), "options": {**dataclasses.asdict(options), "out": str(options.out)}}
     results["pipeline"] = bench_pipeline(options.families[0], options)
     results["families"] = {}
+    options.out.mkdir(parents=True, exist_ok=True)
     for family in options.families:
         result = bench_family(family, options)
         consumed = options.batch / (result["jax"]["step_ms"] / 1e3)
         result["pipeline_over_consumption"] = results["pipeline"]["clips_per_s"] / consumed
         results["families"][family] = result
-    options.out.mkdir(parents=True, exist_ok=True)
-    (options.out / BENCH_FILE).write_text(json.dumps(results, indent=2))
+        # after every family: a long run stopped halfway keeps what it measured
+        (options.out / BENCH_FILE).write_text(json.dumps(results, indent=2))
     print(tables(results))
     return results
 
