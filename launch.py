@@ -8,6 +8,7 @@ r"""Entry point: flags only, so that everything it runs can be imported and test
   python launch.py --config configs/crossattn.py --mode=import --weights model.pt --workdir runs/imported
   python launch.py --mode=pose --input videos/ --out keypoints/   # walking videos -> keypoint folder
   python launch.py --mode=predict --workdir runs/crossattn --input keypoints/   # diagnose new clips (or videos)
+  python launch.py --mode=bench [--out folder]                    # JAX vs PyTorch timings -> bench.json (python -m asd_jax.bench --help)
   python launch.py --config configs/crossattn.py:smoke --workdir /tmp/smoke
   python launch.py --config configs/crossattn.py --config.train.num_steps=3000
 

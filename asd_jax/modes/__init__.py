@@ -29,7 +29,7 @@ class Invocation:
 
 
 def _modes() -> dict[str, Callable[[Invocation], dict[str, Any] | None]]:
-    from asd_jax.modes import cv, evaluate, explain, export, import_weights, pose, predict, prepare, train
+    from asd_jax.modes import bench, cv, evaluate, explain, export, import_weights, pose, predict, prepare, train
 
     return {
         "train": train.run,
@@ -41,15 +41,16 @@ def _modes() -> dict[str, Callable[[Invocation], dict[str, Any] | None]]:
         "import": import_weights.run,
         "pose": pose.run,
         "predict": predict.run,
+        "bench": bench.run,
     }
 
 
-MODES = ("train", "eval", "cv", "explain", "prepare", "export", "import", "pose", "predict")
+MODES = ("train", "eval", "cv", "explain", "prepare", "export", "import", "pose", "predict", "bench")
 
 __all__ = ["MODES", "Invocation", "UserError", "run"]
 
 
-CONFIG_OPTIONAL = ("pose", "predict")  # modes that run without --config
+CONFIG_OPTIONAL = ("pose", "predict", "bench")  # modes that run without --config
 
 
 def run(mode: str, invocation: Invocation) -> dict[str, Any] | None:

@@ -96,10 +96,11 @@ class DataParallel:
         """A replicated scalar metric as a Python float (reads this process's first copy)."""
         return float(np.asarray(x.addressable_data(0)).reshape(-1)[0])
 
-    def compile(self, state: Any, batch: dict[str, jax.Array]) -> None:
-        """AOT-compiles the train step and logs the time and memory it needs."""
+    def compile(self, state: Any, batch: dict[str, jax.Array]) -> jax.stages.Compiled | None:
+        """AOT-compiles the train step and logs the time and memory it needs; returns the
+        executable (None under pmap) so its cost and memory analyses can be read."""
         if self.mode == "pmap":
-            return
+            return None
         start = time.perf_counter()
         compiled = self._train.lower(state, batch).compile()
         logging.info("train step compiled in %.1f s", time.perf_counter() - start)
@@ -111,6 +112,7 @@ class DataParallel:
                 memory.temp_size_in_bytes / 2**20,
             )
         self._train = compiled
+        return compiled
 
 
 def make_mesh(devices: list[jax.Device] | None = None) -> jax.sharding.Mesh:

@@ -51,19 +51,27 @@ def build_parallel(config: ml_collections.ConfigDict, graphdef: Any, optimizer: 
     )
 
 
-def setup_parallel_state(config: ml_collections.ConfigDict, fold: FoldData) -> tuple[DataParallel, Any, np.ndarray | None]:
-    """The compiled steps, the initial placed train state for `fold`, and the class weights used."""
-    num_classes = len(fold.class_names)
-    train_labels = fold.table.label[fold.split.train]
+def fresh_parallel(
+    config: ml_collections.ConfigDict, num_classes: int, weights: np.ndarray | None = None
+) -> tuple[DataParallel, Any, nnx.GraphDef]:
+    """The steps of `config` and its freshly initialised host state (not yet placed), with the
+    graph: what training starts from, and what the benchmark (modes/bench.py) times."""
     optimizer = optim.make_optimizer(config.optim, config.train.num_steps)
-    weights = optim.class_weights(config.optim.class_weights, np.bincount(train_labels, minlength=num_classes))
     loss_config = steps.LossConfig(
         num_classes=num_classes,
         label_smoothing=config.optim.label_smoothing,
         class_weights=None if weights is None else jnp.asarray(weights, jnp.float32),
     )
     graphdef, host_state = create_state(config, num_classes, optimizer)
-    dp = build_parallel(config, graphdef, optimizer, loss_config)
+    return build_parallel(config, graphdef, optimizer, loss_config), host_state, graphdef
+
+
+def setup_parallel_state(config: ml_collections.ConfigDict, fold: FoldData) -> tuple[DataParallel, Any, np.ndarray | None]:
+    """The compiled steps, the initial placed train state for `fold`, and the class weights used."""
+    num_classes = len(fold.class_names)
+    train_labels = fold.table.label[fold.split.train]
+    weights = optim.class_weights(config.optim.class_weights, np.bincount(train_labels, minlength=num_classes))
+    dp, host_state, _ = fresh_parallel(config, num_classes, weights)
     return dp, dp.put_state(host_state), weights
 
 
@@ -72,10 +80,7 @@ def restore_selected(config: ml_collections.ConfigDict, workdir: Path, num_class
     from the run's config and its number of classes alone: no dataset is read, so a run whose
     training data were deleted still predicts. The steps are compiled for evaluation only (the
     training loss settings, e.g. class weights, do not matter there)."""
-    optimizer = optim.make_optimizer(config.optim, config.train.num_steps)
-    loss_config = steps.LossConfig(num_classes=num_classes, label_smoothing=config.optim.label_smoothing)
-    graphdef, host_state = create_state(config, num_classes, optimizer)
-    dp = build_parallel(config, graphdef, optimizer, loss_config)
+    dp, host_state, _ = fresh_parallel(config, num_classes)
     manager = checkpointing.open_manager(workdir, config.train)
     try:
         step = checkpointing.selected_step(manager, workdir)

@@ -1,0 +1,301 @@
+r"""`--mode=bench`: the project's JAX train step against its PyTorch twin, side by side in one process.
+
+    python -m asd_jax.bench                       # every family at default sizes, writes ./bench.json
+    python -m asd_jax.bench --tiny --out /tmp/b   # seconds: smoke models, 2 timed steps, small windows
+    python launch.py --mode=bench [--out folder]  # the default run
+
+For each model family (configs/<family>.py) it times
+- the real JAX train step (training/setup.py → DataParallel: jit(shard_map(steps.train_step)),
+  forward, backward, clipped AdamW, donated state) against the twin (pytorch/twins) trained by
+  a plain AdamW + clip_grad_norm_ step, eagerly and under torch.compile; same batch, same initial
+  weights (converted), median of `--steps` steps after `--warmup` ones, every step synchronised;
+- compile / first-step time of each, FLOPs of the compiled JAX step (XLA cost_analysis) and the
+  FLOP/s achieved, its memory (XLA memory_analysis), eval throughput of the JAX forward;
+- the JAX step at each window length of `--windows`;
+and, once, the clips/s of the TFDS + grain training pipeline (data/input_pipeline.py) against
+what each family's step consumes (batch / step time).
+
+Threads: `--threads N` pins the process to N cores before JAX starts (XLA's CPU thread pool
+sizes itself from the affinity mask) and sets torch.set_num_threads(N); default: every core
+this process may use. XLA_FLAGS is read from the environment and recorded, never set here.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import os
+import platform
+import statistics
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import jax
+import ml_collections
+import numpy as np
+
+from asd_jax.base.errors import UserError
+from asd_jax.data import folds, input_pipeline
+from asd_jax.evaluation import report
+from asd_jax.modes import bench_torch, compare
+from asd_jax.training import setup
+
+FAMILIES = ("crossattn", "cnn", "stgcn", "vit_phasemix")
+BENCH_FILE = "bench.json"
+
+
+@dataclasses.dataclass(frozen=True)
+class BenchOptions:
+    """What to time and how often; the defaults are the documented run (docs/performance.md)."""
+
+    families: tuple[str, ...] = FAMILIES
+    batch: int = 64
+    window: int = 64
+    steps: int = 20  # timed steps per measurement (median)
+    warmup: int = 3  # untimed steps before them (the first one compiles)
+    windows: tuple[int, ...] = (64, 128, 256, 512)
+    window_steps: int = 3  # timed JAX steps per window length
+    pipeline_batches: int = 20
+    torch_compile: bool = True
+    threads: int = 0  # 0: every core the process may use
+    variant: str | None = None  # config variant of every family ('smoke' under --tiny)
+    out: Path = Path(".")
+
+
+TINY = dict(batch=8, window=32, steps=2, warmup=1, windows=(32, 64), window_steps=1, pipeline_batches=2, variant="smoke")
+
+
+def pin_threads(threads: int) -> int:
+    """Pins this process to `threads` cores (0: all it may use) and torch to as many threads.
+
+    Must run before JAX creates its CPU client: XLA sizes its thread pool from the affinity mask."""
+    import torch
+
+    allowed = sorted(os.sched_getaffinity(0))
+    if threads:
+        if threads > len(allowed):
+            raise UserError(f"--threads={threads}, but this process may use only {len(allowed)} cores")
+        os.sched_setaffinity(0, allowed[:threads])
+    count = len(os.sched_getaffinity(0))
+    torch.set_num_threads(count)
+    return count
+
+
+def timed(step: Callable[[], Any], steps: int, warmup: int) -> dict[str, float]:
+    """Seconds of the first call (compilation for jit and torch.compile), and the median of
+    `steps` calls after `warmup` more; `step` must block until its results are ready."""
+    start = time.perf_counter()
+    step()
+    first = time.perf_counter() - start
+    for _ in range(warmup):
+        step()
+    times = []
+    for _ in range(steps):
+        start = time.perf_counter()
+        step()
+        times.append(time.perf_counter() - start)
+    return {"first_step_s": first, "step_ms": 1e3 * statistics.median(times)}
+
+
+def progress(message: str) -> None:
+    """One line per measurement on stderr, so a slow stage (torch.compile) is visible as it runs."""
+    print(f"[bench {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+
+def family_config(family: str, options: BenchOptions, window: int) -> ml_collections.ConfigDict:
+    config = compare.load_config(family, [], options.variant)
+    config.data.batch_size, config.data.window = options.batch, window
+    return config
+
+
+def random_batch(config: ml_collections.ConfigDict, batch: int, num_classes: int, seed: int = 0) -> dict[str, np.ndarray]:
+    """A training batch of the pipeline's shapes and dtypes (timing does not depend on values)."""
+    rng = np.random.default_rng(seed)
+    return {
+        "pose": rng.normal(size=(batch, config.data.window, 17, 3)).astype(np.float32),
+        "prior": rng.dirichlet(np.ones(5), size=batch).astype(np.float32),
+        "label": rng.integers(0, num_classes, size=batch).astype(np.int32),
+        "valid": np.ones(batch, np.float32),
+    }
+
+
+def jax_train(config: ml_collections.ConfigDict, batch: dict[str, np.ndarray], num_classes: int, steps: int, warmup: int):
+    """Times the project's own compiled train step; returns (results, the state to evaluate, dp)."""
+    dp, host_state, _ = setup.fresh_parallel(config, num_classes)
+    state, device_batch = dp.put_state(host_state), dp.put_batch(batch)
+    start = time.perf_counter()
+    compiled = dp.compile(state, device_batch)
+    compile_s = time.perf_counter() - start
+
+    def step():
+        nonlocal state
+        state, metrics = dp.train_step(state, device_batch)
+        jax.block_until_ready((state, metrics))
+
+    result = {"compile_s": compile_s, **timed(step, steps, warmup)}
+    cost = compiled.cost_analysis()
+    cost = cost[0] if isinstance(cost, list) else cost
+    result["gflop_per_step"] = float(cost.get("flops", 0.0)) / 1e9
+    result["gflop_per_s"] = result["gflop_per_step"] / (result["step_ms"] / 1e3)
+    memory = compiled.memory_analysis()
+    if memory is not None:
+        sizes = (memory.argument_size_in_bytes, memory.output_size_in_bytes, memory.temp_size_in_bytes)
+        result["memory_mib"] = (sizes[0] + sizes[1] - memory.alias_size_in_bytes + sizes[2]) / 2**20
+    return result, state, dp
+
+
+def jax_eval(config: ml_collections.ConfigDict, dp: Any, state: Any, num_classes: int, steps: int, warmup: int) -> float:
+    """Clips (windows) per second of the compiled eval forward at `data.eval_batch_size`."""
+    size = config.data.eval_batch_size
+    batch = random_batch(config, size, num_classes) | {"clip_index": np.arange(size, dtype=np.int32)}
+    device_batch = dp.put_batch(batch)
+    result = timed(lambda: jax.block_until_ready(dp.eval_step(state, device_batch)), steps, warmup)
+    return size / (result["step_ms"] / 1e3)
+
+
+def bench_family(family: str, options: BenchOptions) -> dict[str, Any]:
+    """Every measurement of one family at the default window, and the JAX step at each window."""
+    config = family_config(family, options, options.window)
+    num_classes = len(folds.class_names(config.data))
+    batch = random_batch(config, options.batch, num_classes)
+    weights = bench_torch.initial_weights(config, num_classes)  # before any donated JAX step
+    progress(f"{family}: JAX train step")
+    jax_result, state, dp = jax_train(config, batch, num_classes, options.steps, options.warmup)
+    jax_result["eval_clips_per_s"] = jax_eval(config, dp, state, num_classes, options.steps, options.warmup)
+    result = {"jax": jax_result}
+    for name, compiled in (("torch_eager", False), ("torch_compile", True)):
+        if compiled and not options.torch_compile:
+            continue
+        progress(f"{family}: {name}")
+        step = bench_torch.twin_step(config, num_classes, weights, batch, compiled=compiled)
+        result[name] = timed(step, options.steps, options.warmup)
+    for name in ("torch_eager", "torch_compile"):
+        if name in result:
+            result[f"speedup_vs_{name}"] = result[name]["step_ms"] / jax_result["step_ms"]
+    result["windows"] = {}
+    for window in options.windows:
+        timing = jax_result
+        if window != options.window:  # the default window is measured already
+            progress(f"{family}: JAX step at T={window}")
+            config_t = family_config(family, options, window)
+            batch_t = random_batch(config_t, options.batch, num_classes)
+            timing, _, _ = jax_train(config_t, batch_t, num_classes, options.window_steps, 1)
+        result["windows"][str(window)] = {k: timing[k] for k in ("compile_s", "step_ms", "gflop_per_step")}
+    return result
+
+
+def bench_pipeline(family: str, options: BenchOptions) -> dict[str, Any]:
+    """Clips/s of the training input pipeline on the family's dataset (built first if needed)."""
+    config = family_config(family, options, options.window)
+    progress("input pipeline")
+    fold = folds.prepare_fold(config, None)
+    iterator = input_pipeline.train_iterator(fold.source, fold.table, fold.split.train, config.data, seed=config.seed)
+    start = time.perf_counter()
+    next(iterator)
+    first = time.perf_counter() - start
+    start = time.perf_counter()
+    for _ in range(options.pipeline_batches):
+        next(iterator)
+    elapsed = time.perf_counter() - start
+    return {"first_batch_s": first, "clips_per_s": options.batch * options.pipeline_batches / elapsed,
+            "batch": options.batch, "window": options.window, "worker_count": config.data.worker_count}
+
+
+def machine(threads: int) -> dict[str, Any]:
+    import torch
+
+    model = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                  if line.startswith("model name")), platform.processor())
+    return {"cpu": model, "threads": threads, "torch_threads": torch.get_num_threads(), "jax": jax.__version__,
+            "jax_devices": [str(d) for d in jax.devices()], "torch": torch.__version__, "python": platform.python_version(),
+            "xla_flags": os.environ.get("XLA_FLAGS", ""), "load_average_at_start": os.getloadavg()}
+
+
+def run_bench(options: BenchOptions) -> dict[str, Any]:
+    """Runs every measurement, prints the tables and writes `<out>/bench.json`."""
+    unknown = sorted(set(options.families) - set(FAMILIES))
+    if unknown:
+        raise UserError(f"unknown families {unknown}; expected some of {', '.join(FAMILIES)}")
+    threads = pin_threads(options.threads)  # before the first JAX computation
+    results: dict[str, Any] = {"machine": machine(threads), "options": {**dataclasses.asdict(options), "out": str(options.out)}}
+    results["pipeline"] = bench_pipeline(options.families[0], options)
+    results["families"] = {}
+    options.out.mkdir(parents=True, exist_ok=True)
+    for family in options.families:
+        result = bench_family(family, options)
+        consumed = options.batch / (result["jax"]["step_ms"] / 1e3)
+        result["pipeline_over_consumption"] = results["pipeline"]["clips_per_s"] / consumed
+        results["families"][family] = result
+        # after every family: a long run stopped halfway keeps what it measured
+        (options.out / BENCH_FILE).write_text(json.dumps(results, indent=2))
+    print(tables(results))
+    return results
+
+
+def tables(results: dict[str, Any]) -> str:
+    """The console (and docs/performance.md) form: one row per family, then the window sweep."""
+    rows, sweep = [], []
+    for family, r in results["families"].items():
+        compiled = r.get("torch_compile", {})
+        rows.append({
+            "family": family, "jax ms": f"{r['jax']['step_ms']:.1f}", "eager ms": f"{r['torch_eager']['step_ms']:.1f}",
+            "compile ms": f"{compiled['step_ms']:.1f}" if compiled else "-",
+            "x eager": f"{r['speedup_vs_torch_eager']:.2f}",
+            "x compile": f"{r['speedup_vs_torch_compile']:.2f}" if compiled else "-",
+            "jit s": f"{r['jax']['compile_s'] + r['jax']['first_step_s']:.1f}",
+            "torch.compile s": f"{compiled['first_step_s']:.1f}" if compiled else "-",
+            "eval clips/s": f"{r['jax']['eval_clips_per_s']:.0f}", "GFLOP/step": f"{r['jax']['gflop_per_step']:.2f}",
+            "GFLOP/s": f"{r['jax']['gflop_per_s']:.1f}", "MiB": f"{r['jax'].get('memory_mib', float('nan')):.0f}",
+            "pipeline/need": f"{r['pipeline_over_consumption']:.2f}",
+        })
+        base_t, base = next(iter(r["windows"].items()))
+        sweep.append({"family": family, **{f"T={t} ms": f"{w['step_ms']:.1f}" for t, w in r["windows"].items()},
+                      f"ms/T vs T={base_t}": " ".join(f"{(w['step_ms'] / int(t)) / (base['step_ms'] / int(base_t)):.2f}"
+                                                     for t, w in r["windows"].items())})
+    pipeline = results["pipeline"]
+    return "\n".join([report.text_table(rows, list(rows[0])), "", report.text_table(sweep, list(sweep[0])), "",
+                      f"input pipeline: {pipeline['clips_per_s']:.0f} clips/s (batch {pipeline['batch']}, window {pipeline['window']})"])
+
+
+def parse_options(argv: list[str] | None = None) -> BenchOptions:
+    parser = argparse.ArgumentParser(prog="python -m asd_jax.bench", description=__doc__.split("\n")[0])
+    parser.add_argument("--tiny", action="store_true", help="smoke models, few steps, small windows (seconds; tests)")
+    parser.add_argument("--families", help=f"comma-separated subset of {','.join(FAMILIES)}")
+    parser.add_argument("--batch", type=int)
+    parser.add_argument("--steps", type=int, help="timed steps per measurement")
+    parser.add_argument("--windows", help="comma-separated window lengths of the sweep")
+    parser.add_argument("--threads", type=int, help="cores to pin to (default: all this process may use)")
+    parser.add_argument("--no-torch-compile", action="store_true", help="skip the torch.compile column")
+    parser.add_argument("--out", type=Path, default=Path("."), help=f"folder for {BENCH_FILE}")
+    args = parser.parse_args(argv)
+    fields: dict[str, Any] = dict(TINY) if args.tiny else {}
+    if args.families:
+        fields["families"] = tuple(args.families.split(","))
+    if args.windows:
+        fields["windows"] = tuple(int(t) for t in args.windows.split(","))
+    for name in ("batch", "steps", "threads"):
+        if getattr(args, name) is not None:
+            fields[name] = getattr(args, name)
+    return BenchOptions(**fields, torch_compile=not args.no_torch_compile, out=args.out)
+
+
+def main(argv: list[str] | None = None) -> None:
+    try:
+        run_bench(parse_options(argv))
+    except UserError as err:
+        raise SystemExit(f"error: {err}") from None
+
+
+def run(invocation) -> None:
+    if invocation.config is not None:
+        raise UserError("--mode=bench takes no --config: it runs configs/<family>.py of every family "
+                        "(python -m asd_jax.bench --help for a subset)")
+    run_bench(BenchOptions(out=invocation.out or Path(".")))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,47 @@
+"""The benchmark runs end to end in its tiny configuration and writes every number it promises."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+from conftest import ROOT
+
+from asd_jax.modes import bench
+
+
+def test_tiny_bench_writes_positive_numbers_for_every_measurement(tmp_path, data_dir):
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "TFDS_DATA_DIR": str(data_dir), "JAX_PLATFORMS": "cpu"}
+    command = [sys.executable, "-m", "asd_jax.bench", "--tiny", "--families=cnn", "--threads=1", f"--out={tmp_path}"]
+    done = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "x eager" in done.stdout  # the table was printed
+    results = json.loads((tmp_path / bench.BENCH_FILE).read_text())
+    assert results["machine"]["threads"] == 1 and results["machine"]["torch_threads"] == 1
+    assert results["pipeline"]["clips_per_s"] > 0
+    family = results["families"]["cnn"]
+    jax_numbers = ("compile_s", "first_step_s", "step_ms", "gflop_per_step", "gflop_per_s", "eval_clips_per_s", "memory_mib")
+    assert all(family["jax"][key] > 0 for key in jax_numbers), family["jax"]
+    for side in ("torch_eager", "torch_compile"):
+        assert family[side]["step_ms"] > 0 and family[side]["first_step_s"] > 0
+        assert family[f"speedup_vs_{side}"] == pytest.approx(family[side]["step_ms"] / family["jax"]["step_ms"])
+    assert family["pipeline_over_consumption"] > 0
+    windows = family["windows"]
+    assert set(windows) == {str(t) for t in bench.TINY["windows"]}
+    assert all(w["step_ms"] > 0 for w in windows.values())
+    assert windows["64"]["gflop_per_step"] > windows["32"]["gflop_per_step"]  # twice the frames, more work
+
+
+def test_options_of_the_command_line():
+    options = bench.parse_options(["--tiny", "--families=cnn,stgcn", "--windows=16,48", "--steps=4", "--no-torch-compile"])
+    assert options.families == ("cnn", "stgcn") and options.windows == (16, 48) and options.steps == 4
+    assert options.variant == "smoke" and not options.torch_compile
+    assert bench.parse_options([]) == bench.BenchOptions()
+
+
+def test_unknown_family_is_refused_before_any_work(tmp_path):
+    with pytest.raises(bench.UserError, match="unknown families"):
+        bench.run_bench(bench.BenchOptions(families=("resnet",), out=tmp_path))
