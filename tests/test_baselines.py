@@ -105,9 +105,11 @@ def test_comparison_document_has_a_row_per_model(tmp_path, data_dir):
     assert "stale tables" not in text and text.endswith("## Reading\n\nA hand-written reading.\n")
     figure = tmp_path / "figures" / "results_patient.png"
     assert "](figures/results_patient.png)" in text and figure.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    for name in ("features",):
-        assert sum(line.startswith(f"| {name} |") for line in text.splitlines()) == 2
-        assert (tmp_path / "runs" / name / "report" / "results.json").exists()
+    assert sum(line.startswith("| features |") for line in text.splitlines()) == 3  # patient, clip, new patients
+    assert (tmp_path / "runs" / "features" / "report" / "results.json").exists()
+    external = text[text.index("## New patients, seen differently") :]
+    row = next(line for line in external.splitlines() if line.startswith("| features |")).strip("| ").split(" | ")
+    assert len(row) == 4 and all(0.0 <= float(cell) <= 1.0 for cell in row[1:])  # CV mean and both shifted cohorts
 
 
 def test_compare_takes_a_variant_per_config_and_overrides_for_all():

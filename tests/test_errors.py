@@ -41,7 +41,7 @@ def one_error_line(proc: subprocess.CompletedProcess) -> str:
         (
             [f"--config={SMOKE}", "--mode=trian"],
             "error: --mode=trian: no such mode; did you mean train? "
-            "(one of train, eval, cv, explain, prepare, export, import, pose, predict)",
+            "(one of train, eval, cv, explain, prepare, export, import, pose, predict, bench)",
         ),
         (["--config=configs/nope.py", "--config.model.dim=8"], "error: --config=configs/nope.py: no such file"),
         (["--config=configs/crossattn.py:smok"], "error: --config: unknown config variant 'smok'; expected 'smoke' or nothing"),
