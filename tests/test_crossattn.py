@@ -55,6 +55,9 @@ def test_bfloat16_compute_keeps_float32_params():
     assert out.logits.dtype == jnp.float32 and np.isfinite(np.asarray(out.logits)).all()
     params = nnx.state(model, nnx.Param)
     assert {leaf.dtype for leaf in jax.tree.leaves(params)} == {jnp.dtype(jnp.float32)}
+    exact = build_model(tiny_config(), 3, nnx.Rngs(0))(*inputs()).logits  # same weights, float32 arithmetic
+    gap = float(jnp.abs(out.logits - exact).max())
+    assert 1e-5 < gap < 0.1  # bfloat16 really computes (a dtype that is ignored would give 0)
 
 
 def test_a_peaked_prior_moves_attention_to_its_region():

@@ -20,6 +20,8 @@ def test_three_class_metrics_by_hand():
     assert result["macro_f1"] == pytest.approx(np.mean(f1))
     assert result["per_class"]["a"] == {"sensitivity": 0.5, "specificity": 0.75, "support": 2}
     assert result["per_class"]["c"]["specificity"] == 1.0
+    # macro one-vs-rest AUC: class a orders 7 of its 8 positive-negative pairs, b and c all 8
+    assert result["auc"] == pytest.approx((7 / 8 + 1 + 1) / 3)
     # ECE: six singleton-ish bins; |accuracy - confidence| weighted by share.
     conf = probs.max(1)
     correct = probs.argmax(1) == labels
