@@ -83,7 +83,9 @@ def test_smoke_run_writes_checkpoints_metrics_and_report(uninterrupted):
     splits = json.loads((uninterrupted / "splits.json").read_text())
     assert splits  # the fold assignment is saved for audit
     metrics = read_metrics(uninterrupted)
-    assert any("val_patient_macro_f1" in m for m in metrics)
+    scores = {m["step"]: m["val_patient_macro_f1"] for m in metrics if "val_patient_macro_f1" in m}
+    assert len(scores) >= 2 and results["selected_step"] in scores
+    assert scores[results["selected_step"]] == max(scores.values())  # the checkpoint kept is the best on validation
     assert any("steps_per_second" in m for m in metrics)
     assert any("compile_seconds" in m for m in metrics)
     assert list((uninterrupted / "tensorboard").glob("events.out.tfevents.*"))
