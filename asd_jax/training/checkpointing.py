@@ -12,12 +12,9 @@ the checkpoints), the imported step.
 
 from __future__ import annotations
 
-import contextlib
 import json
-import os
+import logging as pylogging
 import sys
-import tempfile
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +33,7 @@ CHECKPOINT_DIR = "checkpoints"
 DAMAGED_DIR = "damaged_checkpoints"  # steps that no longer restore, moved out of the manager's sight
 CONFIG_FILE = "config.json"  # the config a run's checkpoints were trained with
 IMPORTED_FILE = "imported.json"  # provenance of weights trained elsewhere (--mode=import)
+ABANDONED_READ_MESSAGES = ("Future exception was never retrieved", "Task exception was never retrieved")
 
 # The config fields a rerun of a workdir that holds checkpoints may change (a dotted name covers
 # its subfields): how long and how often it trains, logs, validates and saves, how it spreads over
@@ -183,11 +181,11 @@ def restore_latest(
     disk) is moved to `<workdir>/damaged_checkpoints/` with a one-line warning, so the run resumes
     from the step before and can save that step again; only once an older step has restored,
     so a failure of every step (a bug, not damage) moves nothing and raises the newest's error."""
+    _silence_abandoned_reads()
     damaged: list[tuple[int, Exception]] = []
     for step in sorted(manager.all_steps(), reverse=True):
         try:
-            with _without_closed_loop_noise():
-                state = restore(manager, step, abstract_state, data_iterator)
+            state = restore(manager, step, abstract_state, data_iterator)
         except Exception as err:  # orbax and tensorstore raise many types for a damaged step
             damaged.append((step, err))
             continue
@@ -199,32 +197,25 @@ def restore_latest(
     return None, None
 
 
-@contextlib.contextmanager
-def _without_closed_loop_noise() -> Iterator[None]:
-    """Drops the 'Event loop is closed' tracebacks that tensorstore prints from its own threads
-    (straight to file descriptor 2) when orbax gives up on a damaged step with reads in flight:
-    they say nothing the one-line warning does not. Everything else written meanwhile is kept."""
-    sys.stderr.flush()
-    saved = os.dup(2)
-    with tempfile.TemporaryFile() as capture:
-        os.dup2(capture.fileno(), 2)
-        try:
-            yield
-        finally:
-            sys.stderr.flush()
-            os.dup2(saved, 2)
-            os.close(saved)
-            capture.seek(0)
-            lines = capture.read().decode(errors="replace").splitlines(keepends=True)
-            sys.stderr.write("".join(line for line in lines if not _is_closed_loop_noise(line)))
+def _silence_abandoned_reads() -> None:
+    """A step that fails to restore leaves tensorstore reads in flight whose callbacks land on
+    orbax's closed event loop later, from tensorstore's threads ('Event loop is closed', through
+    `sys.unraisablehook`) or when the failed futures and tasks are collected ('Future/Task exception
+    was never retrieved', asyncio's logger). They repeat what the one-line warning says, dozens of times and
+    interleaved, so from the first restore on exactly these are dropped (some arrive before
+    the failed restore raises); anything else still reaches the previous hook and the log."""
+    previous = sys.unraisablehook
+    if getattr(previous, "drops_abandoned_reads", False):
+        return
 
+    def hook(unraisable: Any) -> None:
+        if not (isinstance(unraisable.exc_value, RuntimeError) and str(unraisable.exc_value) == "Event loop is closed"):
+            previous(unraisable)
 
-def _is_closed_loop_noise(line: str) -> bool:
-    text = line.strip()
-    return (
-        text in ("Traceback (most recent call last):", "self._check_closed()", "raise RuntimeError('Event loop is closed')")
-        or text == "RuntimeError: Event loop is closed"
-        or (text.startswith('File "') and "asyncio/base_events.py" in text)
+    hook.drops_abandoned_reads = True
+    sys.unraisablehook = hook
+    pylogging.getLogger("asyncio").addFilter(
+        lambda record: not record.getMessage().startswith(ABANDONED_READ_MESSAGES)
     )
 
 
