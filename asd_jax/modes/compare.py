@@ -48,9 +48,10 @@ EXTERNAL_COHORTS: dict[str, dict[str, float | int]] = {
 }
 
 
-def external_checks(config: ml_collections.ConfigDict, fold_dir: Path) -> dict[str, float]:
-    """Patient macro-F1 of the fold's model on each EXTERNAL_COHORTS cohort (reports kept in the fold)."""
-    scores = {}
+def external_checks(config: ml_collections.ConfigDict, fold_dir: Path) -> tuple[dict[str, float], int]:
+    """Patient macro-F1 of the fold's model on each EXTERNAL_COHORTS cohort (reports kept in the
+    fold), and how many patients they hold (one seed, so the same for every cohort)."""
+    scores, patients = {}, 0
     for index, (name, changes) in enumerate(EXTERNAL_COHORTS.items()):
         report_dir = fold_dir / f"report_external_{index}"
         if (report_dir / "results.json").exists():
@@ -59,8 +60,8 @@ def external_checks(config: ml_collections.ConfigDict, fold_dir: Path) -> dict[s
             shifted = config.copy_and_resolve_references()
             shifted.data.synthetic.update(changes)
             payload = protocol.evaluate_external(shifted, fold_dir, report_dir)
-        scores[name] = payload["headline"]["patient_macro_f1"]
-    return scores
+        scores[name], patients = payload["headline"]["patient_macro_f1"], payload["test_patients"]
+    return scores, patients
 
 
 def compare(
@@ -78,7 +79,7 @@ def compare(
         config = load_config(name, overrides, variant)
         results[name] = dict(cv.run_cv(config, run_dir)["levels"])
         if config.data.source == "synthetic":  # shifted cohorts exist for the synthetic data only
-            results[name]["external"] = external_checks(config, run_dir / "fold_0")
+            results[name]["external"], results[name]["external_patients"] = external_checks(config, run_dir / "fold_0")
         if on_model_done is not None:
             on_model_done(results)
     return results
@@ -117,10 +118,11 @@ def external_table(results: dict[str, dict]) -> list[str]:
     if not rows:
         return []
     cohorts = list(EXTERNAL_COHORTS)
+    patients = max(results[name]["external_patients"] for name in rows)
     lines = [
         "## New patients, seen differently",
         "",
-        "Patient-level macro-F1 of each fold-0 model on 68 new patients (cohort seed 1) as they are: "
+        f"Patient-level macro-F1 of each fold-0 model on {patients} new patients (cohort seed 1) as they are: "
         + "; ".join(f"*{name}*: `{changes}`" for name, changes in EXTERNAL_COHORTS.items())
         + ". Beside it, the model's CV mean.",
         "",
