@@ -131,6 +131,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
         config.train.eval_every = 15
         config.train.checkpoint_every = 15
         config.optim.warmup_steps = 5
+        config.report.bootstrap_samples = 100  # the CIs' arithmetic, not their precision, is what a smoke run checks
     elif arg is not None:
         raise ValueError(f"unknown config variant {arg!r}; expected 'smoke' or nothing")
     return config
