@@ -3,14 +3,22 @@
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
 
 import pytest
 
-from asd_jax.data.synthetic import CohortParams, generate_cohort
-
 ROOT = Path(__file__).resolve().parents[1]
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
+# Most tests launch the smoke config in a subprocess, each compiling the same steps: JAX's
+# persistent compilation cache, shared by every process of the session (and kept between local
+# sessions), halves such a run. A cached executable is the one that would have been compiled, so
+# no number changes.
+os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", str(Path(tempfile.gettempdir()) / "asd_jax_tests_xla_cache"))
+os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")
+os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES", "0")
+
+from asd_jax.data.synthetic import CohortParams, generate_cohort  # noqa: E402  (after the environment it reads)
 
 TINY_COHORT = CohortParams(num_patients=15, num_clips=60, seed=3)
 
