@@ -7,6 +7,7 @@ Kept out of launch.py so tests call the same functions users do. Every mode take
 from __future__ import annotations
 
 import dataclasses
+import importlib
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -28,24 +29,15 @@ class Invocation:
     out: Path | None = None  # --mode=pose / predict: where to write
 
 
-def _modes() -> dict[str, Callable[[Invocation], dict[str, Any] | None]]:
-    from asd_jax.modes import bench, cv, evaluate, explain, export, import_weights, pose, predict, prepare, train
-
-    return {
-        "train": train.run,
-        "eval": evaluate.run,
-        "cv": cv.run,
-        "explain": explain.run,
-        "prepare": prepare.run,
-        "export": export.run,
-        "import": import_weights.run,
-        "pose": pose.run,
-        "predict": predict.run,
-        "bench": bench.run,
-    }
-
-
 MODES = ("train", "eval", "cv", "explain", "prepare", "export", "import", "pose", "predict", "bench")
+_MODULES = {"eval": "evaluate", "import": "import_weights"}  # where a mode's module is not named after it
+
+
+def _mode_function(mode: str) -> Callable[[Invocation], dict[str, Any] | None]:
+    """Only the chosen mode's module is imported: bench and export pull in torch, pose mediapipe,
+    and every launch would otherwise pay for them."""
+    return importlib.import_module(f"asd_jax.modes.{_MODULES.get(mode, mode)}").run
+
 
 __all__ = ["MODES", "Invocation", "UserError", "run"]
 
@@ -55,11 +47,10 @@ CONFIG_OPTIONAL = ("pose", "predict", "bench")  # modes that run without --confi
 
 def run(mode: str, invocation: Invocation) -> dict[str, Any] | None:
     """Runs one mode (joining the distributed runtime first when the config asks for it)."""
-    modes = _modes()
-    if mode not in modes:
-        raise UserError(f"unknown mode {mode!r}; expected one of {', '.join(modes)}")
+    if mode not in MODES:
+        raise UserError(f"unknown mode {mode!r}; expected one of {', '.join(MODES)}")
     if invocation.config is None and mode not in CONFIG_OPTIONAL:
         raise UserError(f"--mode={mode} needs --config=configs/<model>.py")
     if invocation.config is not None:
         distributed.maybe_initialize(invocation.config.train)  # before anything touches a JAX backend
-    return modes[mode](invocation)
+    return _mode_function(mode)(invocation)
