@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -16,8 +17,6 @@ import pytest
 from conftest import ROOT
 
 SMOKE = "configs/crossattn.py:smoke"
-
-
 
 
 def launch_command(workdir: Path, data_dir: Path, *overrides: str, mode: str = "train", config: str = SMOKE) -> list[str]:
@@ -91,20 +90,32 @@ def test_smoke_run_writes_checkpoints_metrics_and_report(uninterrupted):
     assert list((uninterrupted / "tensorboard").glob("events.out.tfevents.*"))
 
 
-def test_killed_run_resumes_to_bitwise_identical_params(uninterrupted, tmp_path, data_dir):
-    workdir = tmp_path / "killed"
-    env = dict(os.environ, JAX_PLATFORMS="cpu")
-    proc = subprocess.Popen(
-        launch_command(workdir, data_dir), cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
-    )
-    first_checkpoint = workdir / "checkpoints" / "15"
-    deadline = time.time() + 300
-    while not first_checkpoint.exists() and proc.poll() is None and time.time() < deadline:
-        time.sleep(0.02)
+def kill_when(proc: subprocess.Popen, ready, after: float = 0.0, timeout: float = 300) -> None:
+    """SIGKILL `proc` `after` seconds once `ready()` holds (polled every 10 ms)."""
+    deadline = time.time() + timeout
+    while not ready() and proc.poll() is None and time.time() < deadline:
+        time.sleep(0.01)
+    time.sleep(after)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
-    assert first_checkpoint.exists(), proc.stderr.read().decode()[-4000:]
-    assert not (workdir / "report" / "results.json").exists(), "the run finished before it could be killed"
+
+
+def test_killed_run_resumes_to_bitwise_identical_params_and_results(uninterrupted, tmp_path, data_dir):
+    """Killed twice, first while step 15's checkpoint is being written, then at a random moment
+    of the rerun; the third run ends with the uninterrupted run's params, batches and results.json."""
+    workdir, checkpoints = tmp_path / "killed", tmp_path / "killed" / "checkpoints"
+    env = dict(os.environ, JAX_PLATFORMS="cpu")
+    start = lambda: subprocess.Popen(  # noqa: E731
+        launch_command(workdir, data_dir), cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+    )
+    first = start()
+    kill_when(first, lambda: checkpoints.exists() and any(p.name.startswith("15.orbax-checkpoint-tmp") for p in checkpoints.iterdir()))
+    assert not (checkpoints / "15").exists(), "the save finished before the kill; " + first.stderr.read().decode()[-2000:]
+
+    second, delay = start(), np.random.default_rng().uniform(0.0, 3.0)
+    kill_when(second, lambda: (checkpoints / "15").exists(), after=delay)
+    assert (checkpoints / "15").exists(), second.stderr.read().decode()[-4000:]
+    assert not (workdir / "report" / "results.json").exists(), f"the run finished before it could be killed ({delay=:.2f} s)"
 
     resumed = run_launch(workdir, data_dir)
     assert resumed.returncode == 0, resumed.stderr[-4000:]
@@ -113,10 +124,45 @@ def test_killed_run_resumes_to_bitwise_identical_params(uninterrupted, tmp_path,
     expected, got = final_params(uninterrupted), final_params(workdir)
     assert expected.keys() == got.keys()
     for key in expected:
-        np.testing.assert_array_equal(got[key], expected[key], err_msg=key)
-    fingerprints = lambda w: {m["step"]: m["batch_fingerprint"] for m in read_metrics(w) if "batch_fingerprint" in m}
+        np.testing.assert_array_equal(got[key], expected[key], err_msg=f"{key} ({delay=:.2f} s)")
+    fingerprints = lambda w: {m["step"]: m["batch_fingerprint"] for m in read_metrics(w) if "batch_fingerprint" in m}  # noqa: E731
     reference, after_restart = fingerprints(uninterrupted), fingerprints(workdir)
     assert after_restart and all(reference[step] == fp for step, fp in after_restart.items())
+    results = "report/results.json"
+    assert (workdir / results).read_bytes() == (uninterrupted / results).read_bytes()
+
+
+def clip_probabilities(workdir: Path) -> dict[str, np.ndarray]:
+    with open(workdir / "report" / "predictions_clips.csv") as f:
+        return {row["clip_id"]: np.array([float(v) for k, v in row.items() if k.startswith("p_")]) for row in csv.DictReader(f)}
+
+
+def test_pmap_on_8_devices_trains_checkpoints_and_evaluates_like_one_device(uninterrupted, tmp_path, data_dir):
+    """`train.parallel=pmap` end to end on 8 CPU devices: training, validation selection,
+    checkpoints and the test report match the one-device run; and a one-device checkpoint
+    restores and evaluates through pmap to the same predictions."""
+    env = dict(os.environ, JAX_PLATFORMS="cpu", XLA_FLAGS="--xla_force_host_platform_device_count=8")
+    launch = lambda workdir, mode: subprocess.run(  # noqa: E731
+        launch_command(workdir, data_dir, "--config.train.parallel=pmap", mode=mode),
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=600,
+    )
+    trained = launch(tmp_path / "pmap", "train")
+    assert trained.returncode == 0, trained.stderr[-4000:]
+    assert "data parallel (pmap) over 8 devices" in trained.stderr, trained.stderr[-2000:]
+    expected, got = final_params(uninterrupted), final_params(tmp_path / "pmap")
+    for key in expected:
+        np.testing.assert_allclose(got[key], expected[key], rtol=0, atol=1e-5, err_msg=key)
+    results = lambda w: json.loads((w / "report" / "results.json").read_text())  # noqa: E731
+    assert results(tmp_path / "pmap")["selected_step"] == results(uninterrupted)["selected_step"]
+    reference = clip_probabilities(uninterrupted)
+    for workdir in (tmp_path / "pmap", shutil.copytree(uninterrupted, tmp_path / "evaluated")):
+        if workdir.name == "evaluated":
+            evaluated = launch(workdir, "eval")
+            assert evaluated.returncode == 0, evaluated.stderr[-4000:]
+        got_probs = clip_probabilities(workdir)
+        assert got_probs.keys() == reference.keys()
+        for clip_id, probs in reference.items():
+            np.testing.assert_allclose(got_probs[clip_id], probs, atol=1e-5, err_msg=f"{workdir.name} {clip_id}")
 
 
 def test_nonfinite_loss_stops_with_the_step_and_keeps_the_checkpoint(tmp_path, data_dir):
@@ -216,7 +262,9 @@ def assert_pooled_predictions(workdir: Path, class_names: list[str], tested: lis
     assert {r["clip_id"]: r["fold"] for r in clips} == {r["clip_id"]: str(f) for f, rows in enumerate(per_fold_clips) for r in rows}
 
 
-def test_grain_worker_processes_feed_the_same_batches(uninterrupted, tmp_path, data_dir):
+def test_a_second_run_with_grain_workers_is_bitwise_the_same(uninterrupted, tmp_path, data_dir):
+    """Determinism: the same config and seed, run again with 2 grain worker processes instead of
+    none, feed the same batches and end with bitwise the same params and results.json."""
     workdir = tmp_path / "workers"
     proc = run_launch(workdir, data_dir, "--config.data.worker_count=2")
     assert proc.returncode == 0, proc.stderr[-4000:]
@@ -225,6 +273,8 @@ def test_grain_worker_processes_feed_the_same_batches(uninterrupted, tmp_path, d
     expected, got = final_params(uninterrupted), final_params(workdir)
     for key in expected:
         np.testing.assert_array_equal(got[key], expected[key], err_msg=key)
+    results = "report/results.json"
+    assert (workdir / results).read_bytes() == (uninterrupted / results).read_bytes()
 
 
 GOLDEN = Path(__file__).parent / "data" / "smoke_results.json"

@@ -15,6 +15,7 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 import optax
+from absl import logging
 from flax import nnx
 
 from asd_jax.data.folds import FoldData
@@ -42,13 +43,17 @@ def create_state(config: ml_collections.ConfigDict, num_classes: int, optimizer:
 def build_parallel(config: ml_collections.ConfigDict, graphdef: Any, optimizer: Any, loss_config: Any) -> DataParallel:
     check_batch_divisible(config.data.batch_size)
     check_batch_divisible(config.data.eval_batch_size, "data.eval_batch_size")
-    return make_data_parallel(
+    parallel = make_data_parallel(
         config.train.parallel,
         functools.partial(
             steps.train_step, graphdef=graphdef, optimizer=optimizer, loss_config=loss_config, ema_decay=config.optim.ema_decay
         ),
         functools.partial(steps.eval_step, graphdef=graphdef),
     )
+    logging.info(
+        "data parallel (%s) over %d devices in %d process(es)", config.train.parallel, jax.device_count(), jax.process_count()
+    )
+    return parallel
 
 
 def fresh_parallel(
