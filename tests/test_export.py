@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import importlib
 import json
+import shutil
 
 import jax.numpy as jnp
 import ml_collections
@@ -201,6 +202,48 @@ def test_export_writes_loadable_files_with_parity(exported_run):
     session = onnxruntime.InferenceSession(str(out / "model.onnx"))
     assert [i.name for i in session.get_inputs()] == ["pose", "prior"]
     assert "load_state_dict" in (out / "README.md").read_text()
+
+
+def test_the_onnx_file_at_another_batch_size_gives_the_twins_logits(exported_run):
+    """The exported graph at a batch size it was not traced with (3), against the twin rebuilt here
+    from model.pt: gaps measured by the test, not read from what the export wrote about itself."""
+    import onnxruntime
+
+    manifest = json.loads((exported_run / "export" / "config.json").read_text())
+    config = ml_collections.ConfigDict(manifest["config"])
+    twin = build_twin(config.model, len(manifest["class_names"]))
+    twin.load_state_dict(torch.load(exported_run / "export" / "model.pt", weights_only=True))
+    twin.eval()
+    pose, prior = inputs(config.data.window, count=3)
+    (onnx_logits,) = onnxruntime.InferenceSession(str(exported_run / "export" / "model.onnx")).run(
+        ["logits"], {"pose": pose, "prior": prior}
+    )
+    with torch.no_grad():
+        expected = twin(torch.from_numpy(pose), torch.from_numpy(prior)).numpy()
+    assert onnx_logits.shape == (3, len(manifest["class_names"]))
+    np.testing.assert_allclose(onnx_logits, expected, **TOLERANCE)
+
+
+def test_a_twin_that_disagrees_with_jax_is_refused_and_nothing_is_written(exported_run, data_dir, tmp_path, monkeypatch):
+    from asd_jax.base.errors import ParityError
+    from asd_jax.training import checkpointing
+
+    workdir = tmp_path / "run"
+    shutil.copytree(exported_run, workdir, ignore=shutil.ignore_patterns("export"))
+    convert_exactly = convert.flax_to_torch
+
+    def off_by_a_little(flat):  # one bias 1e-2 off: a wrong layout rule would do worse
+        state_dict = convert_exactly(flat)
+        key = next(k for k in state_dict if k.endswith("head.bias"))
+        state_dict[key] = state_dict[key] + 1e-2
+        return state_dict
+
+    monkeypatch.setattr(convert, "flax_to_torch", off_by_a_little)
+    config = checkpointing.load_run_config(workdir)
+    config.data.data_dir = str(data_dir)
+    with pytest.raises(ParityError, match=r"differ from JAX's by 1\.00e-02 \(> 0\.0001\); not exported"):
+        export.export_workdir(config, workdir)
+    assert not (workdir / "export").exists()
 
 
 def test_exported_model_reproduces_patient_predictions_in_torch(exported_run, data_dir):
