@@ -85,8 +85,8 @@ def test_shard_map_pmap_and_one_device_train_to_the_same_params(model):
     results = _run_on_8_devices(EQUIVALENCE_SCRIPT, model)
     assert results["single_final_loss"] < results["single_first_loss"]  # it did train
     for mode in ("shard_map", "pmap"):
-        assert results[mode]["max_param_diff"] < 1e-5, (mode, results)
-        assert results[mode]["max_loss_diff"] < 1e-5, (mode, results)
+        assert results[mode]["max_param_diff"] < 1e-6, (mode, results)  # measured: 1.2e-7 (crossattn), 6e-8 (stgcn)
+        assert results[mode]["max_loss_diff"] < 1e-6, (mode, results)
 
 
 @pytest.mark.parametrize("batch_size", [12, 5])

@@ -14,7 +14,6 @@ from collections.abc import Callable
 from typing import Any
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 from absl import logging
 from jax.experimental import multihost_utils
@@ -47,6 +46,7 @@ class DataParallel:
     mesh: jax.sharding.Mesh
     _train: Callable[..., Any]
     _eval: Callable[..., Any]
+    _stack: Callable[[Any], Any] | None = None  # pmap: an identity pmap, which lays copies out as the steps expect
 
     @property
     def replicated(self) -> NamedSharding:
@@ -58,9 +58,9 @@ class DataParallel:
 
     def put_state(self, state: Any) -> Any:
         """Host or single-device state -> the layout the steps expect (replicated / stacked)."""
-        if self.mode == "pmap":
+        if self.mode == "pmap":  # from host copies: a restored state is committed to the mesh, which pmap refuses
             count = self.mesh.local_mesh.size
-            return jax.tree.map(lambda x: jnp.broadcast_to(x, (count, *np.shape(x))), state)
+            return self._stack(jax.tree.map(lambda x: np.broadcast_to(_host_copy(x), (count, *np.shape(x))), state))
         return jax.device_put(state, self.replicated)
 
     def get_state(self, state: Any) -> Any:
@@ -115,6 +115,11 @@ class DataParallel:
         return compiled
 
 
+def _host_copy(x: Any) -> np.ndarray:
+    """This process's copy of a replicated leaf (a numpy or JAX array) as numpy."""
+    return np.asarray(x.addressable_data(0)) if isinstance(x, jax.Array) else np.asarray(x)
+
+
 def make_mesh(devices: list[jax.Device] | None = None) -> jax.sharding.Mesh:
     """The one 1-D mesh of the run, over all devices of all processes (or the `devices` given)."""
     devices = jax.devices() if devices is None else devices
@@ -138,6 +143,7 @@ def make_data_parallel(
             mesh,
             jax.pmap(train_step, axis_name=DATA_AXIS, donate_argnums=0, devices=local),
             jax.pmap(eval_step, axis_name=DATA_AXIS, devices=local),
+            jax.pmap(lambda tree: tree, devices=local),
         )
     # check_vma=False gives collectives inside the differentiated loss (sync BatchNorm) pmap's
     # per-shard transpose: the step differentiates each shard's own objective and averages the
