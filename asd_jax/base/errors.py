@@ -17,9 +17,14 @@ class ConfigError(UserError, ValueError):
 
 
 class UserDataError(UserError, ValueError):
-    """Malformed user data; the message names the file, the clip and the problem."""
+    """Malformed user data; the message names the file, the clip and the problem.
 
-    def __init__(self, path: Path | str, problem: str, clip_id: str | None = None):
+    `kind` is the problem without its particulars (values, shapes), so that the clips a lenient
+    run skipped (`data.on_error=skip`) can be counted by problem; it defaults to `problem`.
+    """
+
+    def __init__(self, path: Path | str, problem: str, clip_id: str | None = None, *, kind: str = ""):
+        self.path, self.problem, self.clip_id, self.kind = Path(path), problem, clip_id, kind or problem
         where = f"{path}" + (f", clip {clip_id!r}" if clip_id is not None else "")
         super().__init__(f"{where}: {problem}")
 
