@@ -19,7 +19,7 @@ from absl import logging
 from asd_jax.base.errors import ConfigError, UserDataError
 
 POLICIES = ("raise", "skip")
-CLIP, ROW = "clip left out", "row ignored"
+CLIP, ROW = "clip left out", "entry ignored"
 SHOWN = 5  # clip ids named per problem in a summary
 
 
@@ -37,7 +37,7 @@ class Problems:
         self._skip(error, CLIP)
 
     def row(self, error: UserDataError) -> None:
-        """A row naming no clip of the data is ignored (or `error` is raised)."""
+        """An entry naming no clip of the data (a row, an annotation) is ignored (or `error` is raised)."""
         self._skip(error, ROW)
 
     def _skip(self, error: UserDataError, action: str) -> None:
@@ -59,8 +59,8 @@ def summary_lines(skipped: list[dict[str, str]]) -> list[str]:
     for s in skipped:
         groups[(s["action"], s["file"], s["problem"])].append(s["clip"])
     clips = sum(len(ids) for (action, _, _), ids in groups.items() if action == CLIP)
-    rows = len(skipped) - clips
-    lines = [f"data.on_error=skip: {clips} clip(s) left out, {rows} row(s) ignored:"]
+    others = len(skipped) - clips
+    lines = [f"data.on_error=skip: {clips} clip(s) left out" + (f", {others} entries naming no clip ignored:" if others else ":")]
     for (action, file, problem), ids in sorted(groups.items(), key=lambda item: -len(item[1])):
         named = [i for i in ids if i]
         shown = f" ({', '.join(named[:SHOWN])}{', ...' if len(named) > SHOWN else ''})" if named else ""
