@@ -42,11 +42,14 @@ class WeightsError(UserError, ValueError):
 
 
 class ConversionError(WeightsError):
-    """Weights that do not fit the model; the message lists every offending key."""
+    """Weights that do not fit the model; the message lists every offending key, and says so when
+    not one key matches (the weights of another network)."""
 
-    def __init__(self, what: str, missing: list[str], unexpected: list[str], misshapen: list[str]):
+    def __init__(self, what: str, missing: list[str], unexpected: list[str], misshapen: list[str], *, matched: int | None = None):
         self.missing, self.unexpected, self.misshapen = missing, unexpected, misshapen
         lines = [f"{what} do not fit the model:"]
+        if matched == 0:
+            lines.append("  not one of their keys is one of the model's: these are the weights of another network")
         for label, keys in (("missing", missing), ("unexpected", unexpected), ("misshapen", misshapen)):
             if keys:
                 lines.append(f"  {label} ({len(keys)}): " + ", ".join(keys))
