@@ -42,9 +42,8 @@ REQUIRED_FIELDS = ("keypoint", "keypoint_score", "img_shape")
 def load_pickle(path: Path) -> Any:
     if not path.exists():
         raise UserDataError(path, "file not found")
-    try:
-        with path.open("rb") as f:
-            return pickle.load(f)  # noqa: S301 - documented: annotations must come from a trusted source
+    try:  # from memory, not the file: a corrupt length field then reads as truncated instead of allocating what it claims
+        return pickle.loads(path.read_bytes())  # noqa: S301 - documented: annotations must come from a trusted source
     except Exception as err:  # a corrupt pickle can raise almost anything
         raise UserDataError(path, f"cannot be read as a pickle ({type(err).__name__}: {err})") from None
 
