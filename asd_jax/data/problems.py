@@ -43,6 +43,8 @@ class Problems:
     def _skip(self, error: UserDataError, action: str) -> None:
         if self.on_error == "raise":
             raise error
+        if action == CLIP and error.clip_id in self.left_out():  # a clip is left out once, for its first problem
+            return
         logging.warning("data.on_error=skip, %s: %s", action, error)
         self.skipped.append({"action": action, "file": error.path.name, "clip": error.clip_id or "", "problem": error.kind})
 
@@ -58,11 +60,16 @@ def summary_lines(skipped: list[dict[str, str]]) -> list[str]:
     groups: dict[tuple[str, str, str], list[str]] = defaultdict(list)
     for s in skipped:
         groups[(s["action"], s["file"], s["problem"])].append(s["clip"])
-    clips = sum(len(ids) for (action, _, _), ids in groups.items() if action == CLIP)
-    others = len(skipped) - clips
-    lines = [f"data.on_error=skip: {clips} clip(s) left out" + (f", {others} entries naming no clip ignored:" if others else ":")]
+    lines = [f"data.on_error=skip: {counts(skipped)}:"]
     for (action, file, problem), ids in sorted(groups.items(), key=lambda item: -len(item[1])):
         named = [i for i in ids if i]
         shown = f" ({', '.join(named[:SHOWN])}{', ...' if len(named) > SHOWN else ''})" if named else ""
         lines.append(f"  {len(ids)} {action}, {file}: {problem}{shown}")
     return lines
+
+
+def counts(skipped: list[dict[str, str]]) -> str:
+    """'N clip(s) left out' and, if any, 'M entries naming no clip ignored'."""
+    clips = sum(s["action"] == CLIP for s in skipped)
+    others = len(skipped) - clips
+    return f"{clips} clip(s) left out" + (f", {others} entries naming no clip ignored" if others else "")

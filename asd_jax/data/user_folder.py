@@ -37,7 +37,7 @@ import numpy as np
 from asd_jax.base.errors import ConfigError, UserDataError
 from asd_jax.base.labels import UNIT_SEPARATOR, LabelMap
 from asd_jax.base.skeleton import NUM_REGIONS, REGION_NAMES, default_prior
-from asd_jax.data.problems import Problems
+from asd_jax.data.problems import Problems, counts
 from asd_jax.data.skeletons import (
     REFERENCE_ANNOTATIONS,
     clip_id_of,
@@ -307,7 +307,7 @@ def read_user_folder(
                     label_map.includes(row["diagnosis"])
             except ConfigError as err:
                 problems.clip(UserDataError(where, str(err), clip_id, kind="diagnosis not in data.classes"))
-    priors = read_rater_priors(folder, set(table), problems)
+    priors = read_rater_priors(folder, set(annotations) | problems.left_out(), problems)  # rows about a left-out clip are no news
     fallback = default_prior(default_prior_spec)
 
     records = []
@@ -333,6 +333,5 @@ def read_user_folder(
             }
         )
     if not records:
-        problem = f"no clip left: data.on_error=skip left out all {len(problems.left_out())} (see the warnings above)"
-        raise UserDataError(folder, problem)
+        raise UserDataError(folder, f"no clip left: data.on_error=skip: {counts(problems.skipped)} (see the warnings above)")
     yield from records
