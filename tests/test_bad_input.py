@@ -304,7 +304,7 @@ CATALOGUE = {
     ),
     "a class without clips": Entry(
         fold_of([("ASD", 2)] * 6, "2", num_folds=3),
-        "class 1 (non-ASD) has 0 patients, fewer than data.num_folds=3: lower num_folds or add patients",
+        "class 1 (non-ASD) has no clips, so the model could not learn it: add its clips, or leave it out of --config.data.classes",
     ),
     "a fold whose training side lacks a class": Entry(
         fold_of([("ASD", 2)] * 10 + [("DHS", 2)] * 2, "2", num_folds=2, val_fraction=0.5, seed=2),

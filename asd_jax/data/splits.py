@@ -135,8 +135,13 @@ def check_enough_patients(table: ClipTable, num_folds: int) -> None:
     """Every class (of the label map, so one without clips too) needs a patient in every test fold."""
     for label in range(len(table.class_names)) if table.class_names else np.unique(table.label):
         patients = np.unique(table.patient_id[table.label == label])
+        if not len(patients):
+            raise ConfigError(
+                f"class {label} ({table.class_names[label]}) has no clips, so the model could not learn it: "
+                "add its clips, or leave it out of --config.data.classes"
+            )
         if len(patients) < num_folds:
-            diagnoses = sorted(set(table.diagnosis[table.label == label])) or [table.class_names[label]]
+            diagnoses = sorted(set(table.diagnosis[table.label == label]))
             raise ConfigError(
                 f"class {label} ({', '.join(diagnoses)}) has {len(patients)} patients, fewer than "
                 f"data.num_folds={num_folds}: lower num_folds or add patients"
