@@ -31,6 +31,7 @@ class Problems:
             raise ConfigError(f"data.on_error={on_error!r}: expected 'raise' (stop at the first bad clip) or 'skip' (leave bad clips out)")
         self.on_error = on_error
         self.skipped: list[dict[str, str]] = []
+        self._left_out: set[str] = set()
 
     def clip(self, error: UserDataError) -> None:
         """The clip `error` names is left out of the data (or `error` is raised)."""
@@ -43,14 +44,16 @@ class Problems:
     def _skip(self, error: UserDataError, action: str) -> None:
         if self.on_error == "raise":
             raise error
-        if action == CLIP and error.clip_id in self.left_out():  # a clip is left out once, for its first problem
+        if action == CLIP and error.clip_id in self._left_out:  # a clip is left out once, for its first problem
             return
         logging.warning("data.on_error=skip, %s: %s", action, error)
         self.skipped.append({"action": action, "file": error.path.name, "clip": error.clip_id or "", "problem": error.kind})
+        if action == CLIP and error.clip_id:
+            self._left_out.add(error.clip_id)
 
     def left_out(self) -> set[str]:
-        """The ids of the clips left out."""
-        return {s["clip"] for s in self.skipped if s["action"] == CLIP and s["clip"]}
+        """The ids of the clips left out (a copy)."""
+        return set(self._left_out)
 
 
 def summary_lines(skipped: list[dict[str, str]]) -> list[str]:

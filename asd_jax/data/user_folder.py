@@ -88,9 +88,6 @@ def _clip_entry(row: dict[str, Any], path: Path, need_diagnosis: bool) -> dict[s
         raise UserDataError(path, problem, clip_id, kind="row has more cells than the header")
     if not row["patient_id"]:
         raise UserDataError(path, "empty patient_id", clip_id)
-    if UNIT_SEPARATOR in row["patient_id"]:
-        problem = f"patient_id {row['patient_id']!r} contains {UNIT_SEPARATOR!r}, which is reserved"
-        raise UserDataError(path, problem, clip_id, kind=f"patient_id contains {UNIT_SEPARATOR!r}")
     if need_diagnosis and not row["diagnosis"]:
         raise UserDataError(path, "empty diagnosis", clip_id)
     try:
@@ -110,14 +107,14 @@ def read_clips_table(path: Path, *, need_diagnosis: bool, problems: Problems | N
     _, rows = read_csv(path, required)
     if not rows:
         raise UserDataError(path, "no clips")
-    counts = Counter(row["clip_id"] for row in rows)
-    for clip_id in sorted(c for c, n in counts.items() if c and n > 1):
-        problems.clip(UserDataError(path, f"duplicate clip_id ({counts[clip_id]} rows)", clip_id, kind="duplicate clip_id"))
+    listed = Counter(row["clip_id"] for row in rows)
+    for clip_id in sorted(c for c, n in listed.items() if c and n > 1):
+        problems.clip(UserDataError(path, f"duplicate clip_id ({listed[clip_id]} rows)", clip_id, kind="duplicate clip_id"))
     table: dict[str, dict[str, Any]] = {}
     for number, row in enumerate(rows, start=1):
         if not row["clip_id"]:
             problems.row(UserDataError(path, f"row {number} has an empty clip_id", kind="empty clip_id"))
-        elif counts[row["clip_id"]] == 1:
+        elif listed[row["clip_id"]] == 1:
             try:
                 table[row["clip_id"]] = _clip_entry(row, path, need_diagnosis)
             except UserDataError as err:
@@ -260,9 +257,9 @@ def _clip_rows(
             clip_id: {"patient_id": reference_patient(clip_id) if reference else clip_id, "diagnosis": "", "fps": DEFAULT_FPS}
             for clip_id in annotations
         }
-    rows = {}
+    rows, left_out = {}, problems.left_out()
     for clip_id, row in table.items():
-        if clip_id not in annotations or clip_id in problems.left_out():
+        if clip_id not in annotations or clip_id in left_out:
             continue
         try:
             if UNIT_SEPARATOR in row["patient_id"]:
