@@ -28,6 +28,9 @@ def get_data_config() -> ml_collections.ConfigDict:
     data.data_dir = ""  # Where TFDS keeps the built dataset; '' = TFDS default ($TFDS_DATA_DIR).
     data.classes = "3"  # Preset '2', '3', '4' or 'diagnosis:class,...'.
     data.default_prior = "uniform"  # Prior for clips no rater annotated: 'uniform' or a region name.
+    # A malformed clip of a user folder: 'raise' (stop with its error) or 'skip' (leave it out with a
+    # warning; --mode=prepare counts the skips). A malformed file stops the run either way.
+    data.on_error = "raise"
 
     # Generator parameters of the synthetic cohort, all of them (docs/synthetic_cohort.md), e.g.
     # --config.data.synthetic.effect_scale=0.5 for a harder cohort.

@@ -17,9 +17,14 @@ class ConfigError(UserError, ValueError):
 
 
 class UserDataError(UserError, ValueError):
-    """Malformed user data; the message names the file, the clip and the problem."""
+    """Malformed user data; the message names the file, the clip and the problem.
 
-    def __init__(self, path: Path | str, problem: str, clip_id: str | None = None):
+    `kind` is the problem without its particulars (values, shapes), so that the clips a lenient
+    run skipped (`data.on_error=skip`) can be counted by problem; it defaults to `problem`.
+    """
+
+    def __init__(self, path: Path | str, problem: str, clip_id: str | None = None, *, kind: str = ""):
+        self.path, self.problem, self.clip_id, self.kind = Path(path), problem, clip_id, kind or problem
         where = f"{path}" + (f", clip {clip_id!r}" if clip_id is not None else "")
         super().__init__(f"{where}: {problem}")
 
@@ -37,11 +42,14 @@ class WeightsError(UserError, ValueError):
 
 
 class ConversionError(WeightsError):
-    """Weights that do not fit the model; the message lists every offending key."""
+    """Weights that do not fit the model; the message lists every offending key, and says so when
+    not one key matches (the weights of another network)."""
 
-    def __init__(self, what: str, missing: list[str], unexpected: list[str], misshapen: list[str]):
+    def __init__(self, what: str, missing: list[str], unexpected: list[str], misshapen: list[str], *, matched: int | None = None):
         self.missing, self.unexpected, self.misshapen = missing, unexpected, misshapen
         lines = [f"{what} do not fit the model:"]
+        if matched == 0:
+            lines.append("  not one of their keys is one of the model's: these are the weights of another network")
         for label, keys in (("missing", missing), ("unexpected", unexpected), ("misshapen", misshapen)):
             if keys:
                 lines.append(f"  {label} ({len(keys)}): " + ", ".join(keys))

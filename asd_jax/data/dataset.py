@@ -3,7 +3,8 @@
 Builder configs are named after what they hold, so different cohorts or folders never share files
 on disk: `synthetic` (default cohort), `synthetic_<hash of its parameters>`, and
 `files_<hash of the folder's path, file sizes and modification times>` (a changed folder is
-rebuilt).
+rebuilt), ending in `_skip` when data.on_error='skip', so a lenient build never stands in for a
+strict one.
 """
 
 from __future__ import annotations
@@ -18,11 +19,15 @@ from typing import Any
 import jax
 import ml_collections
 import tensorflow_datasets as tfds
+from absl import logging
 from jax.experimental import multihost_utils
 
 from asd_jax.base.errors import ConfigError, UserDataError
 from asd_jax.data import synthetic
-from asd_jax.data.tfds_builder import Builder, BuilderConfig
+from asd_jax.data.problems import summary_lines
+from asd_jax.data.skeletons import skeleton_file
+from asd_jax.data.tfds_builder import SKIPPED, Builder, BuilderConfig
+from asd_jax.data.user_folder import CLIPS
 
 SPLIT = "clips"
 TEXT_FIELDS = ("clip_id", "patient_id", "diagnosis")
@@ -75,9 +80,10 @@ def builder_config(data: ml_collections.ConfigDict):
         if not folder.is_dir():
             raise UserDataError(folder, "folder not found (data.manual_dir)")
         return BuilderConfig(
-            name=f"files_{folder_fingerprint(folder)}_{_digest(data.default_prior)}",
+            name=f"files_{folder_fingerprint(folder)}_{_digest(data.default_prior)}" + ("_skip" if data.on_error == "skip" else ""),
             source="files",
             default_prior=data.default_prior,
+            on_error=data.on_error,
         )
     raise ConfigError(f"data.source={data.source!r}: expected 'synthetic' or 'files'")
 
@@ -97,7 +103,23 @@ def load_source(data: ml_collections.ConfigDict) -> tuple[DecodedSource, tfds.co
     if jax.process_count() > 1:
         multihost_utils.sync_global_devices("asd_jax dataset built")
         builder = make_builder(data)
+    for line in summary_lines(skipped(builder.info)):  # every run says what its dataset lacks
+        logging.warning("%s", line)
     return DecodedSource(builder.as_data_source(split=SPLIT)), builder.info
+
+
+def diagnosis_origin(data: ml_collections.ConfigDict) -> str:
+    """Where the clips' diagnoses come from, for errors about them: the folder's clips.csv, else
+    its skeleton file (the reference's labels), else the synthetic cohort."""
+    if data.source != "files":
+        return "the synthetic cohort"
+    folder = Path(data.manual_dir).expanduser()
+    return str(folder / CLIPS if (folder / CLIPS).exists() else skeleton_file(folder))
+
+
+def skipped(info: tfds.core.DatasetInfo) -> list[dict[str, str]]:
+    """What data.on_error=skip left out of the dataset when it was built (problems.Problems.skipped)."""
+    return list((info.metadata or {}).get(SKIPPED, []))
 
 
 def summarize(source: DecodedSource) -> list[dict[str, Any]]:

@@ -18,6 +18,7 @@ import numpy as np
 from asd_jax.base.errors import ConfigError
 from asd_jax.base.labels import LabelMap, parse_label_map
 from asd_jax.data import dataset, splits
+from asd_jax.data.problems import Problems
 
 SPLITS_FILE = "splits.json"
 
@@ -40,6 +41,7 @@ class Clips:
     table: splits.ClipTable
     label_map: LabelMap
     info: Any  # tfds.core.DatasetInfo: the dataset's name and where it lives
+    skipped: list[dict[str, str]]  # what data.on_error=skip left out, building the dataset and here
 
 
 def class_names(data: ml_collections.ConfigDict) -> tuple[str, ...]:
@@ -49,9 +51,10 @@ def class_names(data: ml_collections.ConfigDict) -> tuple[str, ...]:
 
 def load_table(data: ml_collections.ConfigDict) -> Clips:
     """The one path from `config.data` to clips: dataset (built if needed) → label map → ClipTable."""
-    label_map = parse_label_map(data.classes)
+    label_map, problems = parse_label_map(data.classes), Problems(data.on_error)
     source, info = dataset.load_source(data)
-    return Clips(source, splits.ClipTable.from_source(source, label_map), label_map, info)
+    table = splits.ClipTable.from_source(source, label_map, origin=dataset.diagnosis_origin(data), problems=problems)
+    return Clips(source, table, label_map, info, dataset.skipped(info) + problems.skipped)
 
 
 def prepare_fold(config: ml_collections.ConfigDict, workdir: Path | None) -> FoldData:

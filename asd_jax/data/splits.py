@@ -22,9 +22,10 @@ from typing import Any
 import numpy as np
 from sklearn.model_selection import StratifiedGroupKFold
 
-from asd_jax.base.errors import ConfigError, LeakageError
+from asd_jax.base.errors import ConfigError, LeakageError, UserDataError
 from asd_jax.base.files import write_atomically
 from asd_jax.base.labels import LabelMap
+from asd_jax.data.problems import Problems
 
 SIDES = ("train", "val", "test")
 
@@ -43,22 +44,39 @@ class ClipTable:
     label: np.ndarray
     num_frames: np.ndarray
     fps: np.ndarray
+    class_names: tuple[str, ...] = ()  # of the labels; () for prediction, which has none
 
     def __len__(self) -> int:
         return len(self.record)
 
     @classmethod
-    def from_source(cls, source: Any, label_map: LabelMap) -> ClipTable:
+    def from_source(cls, source: Any, label_map: LabelMap, *, origin: str = "the data", problems: Problems | None = None) -> ClipTable:
+        """The clips whose diagnosis takes part. A diagnosis `label_map` does not know is a
+        UserDataError naming `origin` (the file the diagnoses came from) and the clip, or, under
+        data.on_error=skip (`problems`), leaves its clip out."""
+        problems = problems or Problems()
         columns: dict[str, list] = defaultdict(list)
+        found = set()
         for index in range(len(source)):
             record = source[index]
             clip_id, diagnosis = record["clip_id"], record["diagnosis"]
-            if not label_map.includes(diagnosis, where=f"clip {clip_id!r} (clips.csv)"):
+            found.add(diagnosis)
+            try:
+                if not label_map.includes(diagnosis):
+                    continue
+            except ConfigError as err:
+                problems.clip(UserDataError(origin, str(err), clip_id, kind="diagnosis not in data.classes"))
                 continue
             cls._append(columns, index, record, label_map.label(diagnosis))
         if not columns:
-            raise ConfigError("no clip takes part: every diagnosis is excluded by data.classes")
-        return cls._from_columns(columns)
+            left_out = len(problems.left_out())
+            why = (
+                f"data.on_error=skip left out all {left_out}"
+                if left_out
+                else f"data.classes excludes all its diagnoses ({', '.join(sorted(found))})"
+            )
+            raise UserDataError(origin, f"no clip takes part: {why}; set --config.data.classes to a mapping that includes them")
+        return cls._from_columns(columns, label_map.class_names)
 
     @classmethod
     def for_prediction(cls, source: Any) -> ClipTable:
@@ -66,7 +84,7 @@ class ClipTable:
         columns: dict[str, list] = defaultdict(list)
         for index in range(len(source)):
             cls._append(columns, index, source[index], 0)
-        return cls._from_columns(columns)
+        return cls._from_columns(columns, ())
 
     @staticmethod
     def _append(columns: dict[str, list], index: int, record: dict[str, Any], label: int) -> None:
@@ -79,9 +97,9 @@ class ClipTable:
         columns["fps"].append(float(record["fps"]))
 
     @classmethod
-    def _from_columns(cls, columns: dict[str, list]) -> ClipTable:
+    def _from_columns(cls, columns: dict[str, list], class_names: tuple[str, ...]) -> ClipTable:
         dtypes = {"record": np.int64, "label": np.int32, "num_frames": np.int64, "fps": np.float32}
-        return cls(**{k: np.asarray(v, dtypes.get(k, object)) for k, v in columns.items()})
+        return cls(**{k: np.asarray(v, dtypes.get(k, object)) for k, v in columns.items()}, class_names=class_names)
 
     def mixed_patients(self, column: str = "diagnosis") -> list[str]:
         """Patients whose clips have more than one value of `column` ('diagnosis' or 'label')."""
@@ -114,15 +132,35 @@ def _grouped_fold(labels: np.ndarray, groups: np.ndarray, num_folds: int, fold: 
 
 
 def check_enough_patients(table: ClipTable, num_folds: int) -> None:
-    """Every class needs a patient in every test fold."""
-    for label in np.unique(table.label):
+    """Every class (of the label map, so one without clips too) needs a patient in every test fold."""
+    for label in range(len(table.class_names)) if table.class_names else np.unique(table.label):
         patients = np.unique(table.patient_id[table.label == label])
+        if not len(patients):
+            raise ConfigError(
+                f"class {label} ({table.class_names[label]}) has no clips, so the model could not learn it: "
+                "add its clips, or leave it out of --config.data.classes"
+            )
         if len(patients) < num_folds:
             diagnoses = sorted(set(table.diagnosis[table.label == label]))
             raise ConfigError(
                 f"class {label} ({', '.join(diagnoses)}) has {len(patients)} patients, fewer than "
                 f"data.num_folds={num_folds}: lower num_folds or add patients"
             )
+
+
+def check_classes_per_side(table: ClipTable, sides: dict[str, np.ndarray], fold: int) -> None:
+    """The training side must hold every class (one never trained on is never predicted) and the
+    test side at least two (a one-class test fold has no AUC, and its accuracy is one class's
+    recall). A one-class validation side is allowed: small cohorts give it one or two patients."""
+    name = lambda label: table.class_names[label] if table.class_names else str(label)
+    fix = "add patients of the rarer classes, or change data.num_folds, data.val_fraction or data.split_seed"
+    trained = set(np.unique(table.label[sides["train"]]).tolist())
+    untrained = [name(label) for label in range(len(table.class_names)) if label not in trained]
+    if untrained:
+        raise ConfigError(f"fold {fold}: no training clip is of class {', '.join(untrained)}, so the model could not learn it; {fix}")
+    tested = np.unique(table.label[sides["test"]])
+    if len(tested) < 2:
+        raise ConfigError(f"fold {fold}: every test clip is of one class ({', '.join(name(t) for t in tested)}); {fix}")
 
 
 def make_splits(table: ClipTable, *, num_folds: int, fold: int, val_fraction: float, seed: int) -> Splits:
@@ -134,9 +172,16 @@ def make_splits(table: ClipTable, *, num_folds: int, fold: int, val_fraction: fl
     check_enough_patients(table, num_folds)
     rest, test = _grouped_fold(table.label, table.patient_id, num_folds, fold, seed)
     val_folds = max(2, int(round(1 / val_fraction)))
+    left = len(np.unique(table.patient_id[rest]))
+    if left < val_folds:  # StratifiedGroupKFold would raise a ValueError of its own
+        raise ConfigError(
+            f"fold {fold}: {left} patients lie outside the test fold, too few to hold out 1 in {val_folds} for validation "
+            f"(data.val_fraction={val_fraction}); add patients, raise data.val_fraction or lower data.num_folds"
+        )
     train_part, val_part = _grouped_fold(table.label[rest], table.patient_id[rest], val_folds, 0, seed + 1)
     train, val = rest[train_part], rest[val_part]
     sides = {"train": np.sort(train), "val": np.sort(val), "test": np.sort(test)}
+    check_classes_per_side(table, sides, fold)
     patients = {side: sorted(set(table.patient_id[rows])) for side, rows in sides.items()}
     split = Splits(**sides, patients=patients, fold=fold, num_folds=num_folds, seed=seed)
     check_no_leakage(split)

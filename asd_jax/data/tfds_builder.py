@@ -23,8 +23,10 @@ import tensorflow_datasets as tfds
 
 from asd_jax.base.skeleton import NUM_JOINTS, NUM_REGIONS
 from asd_jax.data import synthetic
+from asd_jax.data.problems import Problems
 from asd_jax.data.user_folder import read_user_folder
 
+SKIPPED = "skipped"  # metadata key: the clips and rows data.on_error=skip left out (problems.Problems.skipped)
 MANUAL_DOWNLOAD_INSTRUCTIONS = """
 Put your folder (annotations.pkl, clips.csv and optional doctor*.csv, or the reference's
 whole_annotations.pkl and doctor CSVs; see the project README) in the manual dir, or pass
@@ -34,15 +36,18 @@ whole_annotations.pkl and doctor CSVs; see the project README) in the manual dir
 
 @dataclasses.dataclass
 class BuilderConfig(tfds.core.BuilderConfig):
-    """`source` is 'synthetic' or 'files'; `cohort` holds non-default synthetic parameters."""
+    """`source` is 'synthetic' or 'files'; `cohort` holds non-default synthetic parameters;
+    `on_error` is what a malformed clip of a folder does (problems.py)."""
 
     source: str = "synthetic"
     cohort: tuple[tuple[str, Any], ...] = ()
     default_prior: str = "uniform"
+    on_error: str = "raise"
 
 
 class Builder(tfds.core.GeneratorBasedBuilder):
-    """One record per clip: ids, diagnosis, pose [T, 17, 3], clinical prior [5], fps."""
+    """One record per clip: ids, diagnosis, pose [T, 17, 3], clinical prior [5], fps; the clips
+    `on_error='skip'` left out are listed in the metadata under SKIPPED."""
 
     name = "asd_gait"  # fixed, so built datasets keep their place whichever module defines the class
 
@@ -79,6 +84,7 @@ class Builder(tfds.core.GeneratorBasedBuilder):
                 }
             ),
             homepage="https://github.com/ChenKaiXuSan/ClinicalGait-CrossAttention_ASD_PyTorch",
+            metadata=tfds.core.MetadataDict(),
         )
 
     def _split_generators(self, dl_manager: tfds.download.DownloadManager):
@@ -90,5 +96,8 @@ class Builder(tfds.core.GeneratorBasedBuilder):
         return {"clips": self._generate_examples(folder)}
 
     def _generate_examples(self, folder):
-        for record in read_user_folder(folder, default_prior_spec=self.builder_config.default_prior):
+        problems = Problems(self.builder_config.on_error)
+        records = list(read_user_folder(folder, default_prior_spec=self.builder_config.default_prior, problems=problems))
+        self.info.metadata[SKIPPED] = problems.skipped  # saved with the dataset, once every record is written
+        for record in records:
             yield record["clip_id"], record

@@ -10,9 +10,11 @@ from typing import Any
 import jax
 import ml_collections
 import numpy as np
+from flax import nnx, traverse_util
 
 from asd_jax.base.errors import UserError, WeightsError
 from asd_jax.data import folds, input_pipeline
+from asd_jax.models import build_model
 from asd_jax.models.variables import flat_state, with_values
 from asd_jax.pytorch import convert
 from asd_jax.training import checkpointing, setup
@@ -40,9 +42,21 @@ def load_state_dict(path: Path) -> dict[str, np.ndarray]:
     return {k: v.numpy() for k, v in loaded.items()}
 
 
+def check_fits_config(config: ml_collections.ConfigDict, state_dict: dict[str, np.ndarray], weights: Path) -> None:
+    """Refuses weights that do not fit `config`'s model, from the model's shapes alone
+    (nnx.eval_shape: nothing computed), before any data is read or file written."""
+    num_classes = len(folds.class_names(config.data))
+    abstract = nnx.eval_shape(lambda: build_model(config, num_classes, nnx.Rngs(params=config.seed)))
+    shapes = traverse_util.flatten_dict(nnx.to_pure_dict(nnx.state(abstract)))
+    expected = {convert.torch_key(path): convert.torch_shape(path, value.shape) for path, value in shapes.items()}
+    got = {key: value.shape for key, value in state_dict.items() if not key.endswith(f".{convert.TORCH_ONLY}")}
+    convert.check_fits(f"{weights}", got, expected)
+
+
 def import_weights(config: ml_collections.ConfigDict, workdir: Path, weights: Path) -> dict[str, Any]:
     """Writes `weights` as the step-0 checkpoint of the fresh run `workdir`; returns its provenance."""
     state_dict = load_state_dict(weights)
+    check_fits_config(config, state_dict, weights)
     manager = checkpointing.open_manager(workdir, config.train)
     try:
         if manager.latest_step() is not None:  # checked before anything is written

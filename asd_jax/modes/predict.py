@@ -27,7 +27,7 @@ import numpy as np
 from tqdm import tqdm
 
 from asd_jax.base.errors import RunStateError, UserDataError, UserError
-from asd_jax.data import folds, gait_params, input_pipeline, splits, transforms, user_folder
+from asd_jax.data import folds, gait_params, input_pipeline, skeletons, splits, transforms, user_folder
 from asd_jax.evaluation import aggregate, attribution, plots, protocol, report
 from asd_jax.evaluation.explanations import explain_clip
 from asd_jax.modes import explain, pose
@@ -53,7 +53,7 @@ def check_free(out: Path, *, videos: bool) -> None:
     """Refuses to write over earlier predictions (or keypoints): one error naming them all."""
     taken = [out / name for name in (*PREDICTIONS, FIGURES) if (out / name).exists()]
     if videos:
-        taken += [out / KEYPOINTS / name for name in (user_folder.ANNOTATIONS, user_folder.CLIPS) if (out / KEYPOINTS / name).exists()]
+        taken += [out / KEYPOINTS / name for name in (skeletons.ANNOTATIONS, user_folder.CLIPS) if (out / KEYPOINTS / name).exists()]
     if taken:
         raise UserError(
             f"{out} already holds predictions ({', '.join(str(p.relative_to(out)) for p in taken)}); "
@@ -62,7 +62,7 @@ def check_free(out: Path, *, videos: bool) -> None:
 
 
 def is_keypoint_folder(source: Path) -> bool:
-    return source.is_dir() and any((source / name).exists() for name in user_folder.SKELETON_FILES)
+    return source.is_dir() and any((source / name).exists() for name in skeletons.SKELETON_FILES)
 
 
 def load_clips(folder: Path, config: ml_collections.ConfigDict, class_names: tuple[str, ...]) -> folds.FoldData:

@@ -7,7 +7,7 @@ from pathlib import Path
 import ml_collections
 import numpy as np
 
-from asd_jax.data import dataset, folds, splits, user_folder
+from asd_jax.data import dataset, folds, problems, splits, transforms, user_folder
 from asd_jax.evaluation.report import text_table
 
 
@@ -25,7 +25,7 @@ def summary_text(config: ml_collections.ConfigDict, workdir: Path) -> str:
         + (f"; excluded: {', '.join(sorted(label_map.excluded))}" if label_map.excluded else ""),
         "",
     ]
-    parts += mixed_text(table) + reference_split_text(config, table)
+    parts += skipped_text(clips.skipped) + short_clips_text(table, config.data) + mixed_text(table) + reference_split_text(config, table)
     fold_rows = []
     for fold in range(config.data.num_folds):
         split = splits.make_splits(
@@ -45,6 +45,26 @@ def summary_text(config: ml_collections.ConfigDict, workdir: Path) -> str:
     parts.append(f"{config.data.num_folds} patient-grouped folds (clips per class in brackets):")
     parts.append(text_table(fold_rows, list(fold_rows[0])))
     return "\n".join(parts)
+
+
+def skipped_text(skipped: list[dict[str, str]]) -> list[str]:
+    """What data.on_error=skip left out, counted by file and problem."""
+    lines = problems.summary_lines(skipped)
+    return lines + [""] if lines else []
+
+
+def short_clips_text(table: splits.ClipTable, data: ml_collections.ConfigDict) -> list[str]:
+    """Clips shorter than one window at data.fps: each is padded by repeating its last frame
+    (preprocess.crop_window), so the model sees it standing still for the rest of the window."""
+    frames = np.array([transforms.resampled_length(n, fps, data.fps) for n, fps in zip(table.num_frames, table.fps)])
+    short = table.clip_id[frames < data.window].tolist()
+    if not short:
+        return []
+    return [
+        f"{len(short)} clip(s) are shorter than data.window={data.window} frames at {data.fps:g} fps "
+        f"({', '.join(short[:5])}{', ...' if len(short) > 5 else ''}): padded by repeating their last frame",
+        "",
+    ]
 
 
 def mixed_text(table: splits.ClipTable) -> list[str]:

@@ -51,6 +51,13 @@ def kernel_from_torch(weight: np.ndarray) -> np.ndarray:
     return weight.transpose(*spatial, 1, 0)
 
 
+def torch_shape(path: tuple, shape: tuple[int, ...]) -> tuple[int, ...]:
+    """The torch layout's shape of a Flax variable of `shape` (kernel_to_torch on shapes alone)."""
+    if not is_kernel(path):
+        return tuple(shape)
+    return (shape[1], shape[0]) if len(shape) == 2 else (shape[-1], shape[-2], *shape[:-2])
+
+
 def flax_to_torch(flat: dict[tuple, np.ndarray]) -> dict[str, np.ndarray]:
     """Flax {path: array} -> torch {key: array} in torch layouts."""
     out: dict[str, np.ndarray] = {}
@@ -70,15 +77,14 @@ def check_fits(what: str, got: dict[str, tuple], expected: dict[str, tuple]) -> 
         f"{k} {tuple(got[k])} != {tuple(expected[k])}" for k in set(got) & set(expected) if tuple(got[k]) != tuple(expected[k])
     )
     if missing or unexpected or misshapen:
-        raise ConversionError(what, missing, unexpected, misshapen)
+        raise ConversionError(what, missing, unexpected, misshapen, matched=len(set(got) & set(expected)))
 
 
 def torch_to_flax(state_dict: dict[str, Any], template: dict[tuple, np.ndarray], what: str = "PyTorch weights") -> dict[tuple, np.ndarray]:
     """Torch {key: array or tensor} -> Flax {path: array} for the paths and shapes of `template`."""
     arrays = {k: np.asarray(v.detach().cpu().numpy() if hasattr(v, "detach") else v) for k, v in state_dict.items()}
     arrays = {k: v for k, v in arrays.items() if not k.endswith(f".{TORCH_ONLY}")}
-    expected = {torch_key(path): kernel_to_torch(value).shape if is_kernel(path) else value.shape for path, value in template.items()}
-    check_fits(what, {k: v.shape for k, v in arrays.items()}, expected)
+    check_fits(what, {k: v.shape for k, v in arrays.items()}, {torch_key(path): torch_shape(path, v.shape) for path, v in template.items()})
     out = {}
     for path, value in template.items():
         array = arrays[torch_key(path)]
