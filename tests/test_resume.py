@@ -103,6 +103,18 @@ def test_fields_that_shape_the_checkpoints_may_not(tmp_path, field, value, shown
         checkpointing.check_resumable(tmp_path, config)
 
 
+def test_a_run_from_before_a_field_existed_resumes_at_the_value_it_behaved_like(tmp_path):
+    fake_run(tmp_path)
+    saved = json.loads((tmp_path / "config.json").read_text())
+    del saved["data"]["on_error"]  # a config.json written before data.on_error existed
+    (tmp_path / "config.json").write_text(json.dumps(saved))
+    config = crossattn.get_config("smoke")
+    checkpointing.check_resumable(tmp_path, config)  # "raise" is what such runs did
+    config.data.on_error = "skip"
+    with pytest.raises(RunStateError, match=r"data\.on_error 'raise' -> 'skip'"):
+        checkpointing.check_resumable(tmp_path, config)
+
+
 def test_a_workdir_without_checkpoints_starts_afresh(tmp_path):
     checkpointing.save_run_config(tmp_path, crossattn.get_config("smoke"))
     config = crossattn.get_config("smoke")

@@ -86,6 +86,11 @@ def load_run_config(workdir: Path) -> ml_collections.ConfigDict:
     return ml_collections.ConfigDict(json.loads(path.read_text()))
 
 
+# Fields added after runs were trained with the project, at the value that reproduces what those
+# runs did: a saved config without the field resumes when the given value is this one.
+ADDED_FIELDS: dict[str, Any] = {"data.on_error": "raise"}
+
+
 def check_resumable(workdir: Path, config: ml_collections.ConfigDict) -> None:
     """Refuses a config that differs from the one `workdir`'s checkpoints were trained with in a
     field outside MAY_CHANGE_ON_RESUME; a workdir without checkpoints may start afresh."""
@@ -95,6 +100,7 @@ def check_resumable(workdir: Path, config: ml_collections.ConfigDict) -> None:
     saved = _flatten(json.loads(saved_path.read_text()))
     given = _flatten(json.loads(config.to_json_best_effort()))
     allowed = lambda path: any(path == f or path.startswith(f + ".") for f in MAY_CHANGE_ON_RESUME)  # noqa: E731
+    saved |= {p: v for p, v in ADDED_FIELDS.items() if p not in saved}
     changed = [p for p in sorted(saved.keys() | given.keys()) if saved.get(p) != given.get(p) and not allowed(p)]
     if changed:
         diffs = ", ".join(f"{p} {saved.get(p)!r} -> {given.get(p)!r}" for p in changed)
