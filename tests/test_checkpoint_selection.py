@@ -81,11 +81,35 @@ def test_the_selected_step_is_the_best_on_validation_and_is_kept(tmp_path):
     manager.close()
 
 
+def test_unvalidated_steps_are_kept_only_while_among_the_latest(tmp_path):
+    """Saves without a validation score (train.checkpoint_every) are for resuming: once newer ones
+    exist they are deleted, or a long run would keep every one of them."""
+    save_steps(tmp_path, {10: None, 20: 0.9, 30: None, 40: 0.5, 50: None})
+    manager = reopened(tmp_path)
+    assert sorted(manager.all_steps()) == [20, 50]
+    assert checkpointing.selected_step(manager, tmp_path) == 20
+    manager.close()
+
+
 def test_the_latest_keep_steps_are_kept_beside_the_best(tmp_path):
     save_steps(tmp_path, {1: 0.9, 2: 0.1, 3: 0.2, 4: 0.3}, keep=2)
     manager = reopened(tmp_path, keep=2)
     assert sorted(manager.all_steps()) == [1, 3, 4]
     assert checkpointing.selected_step(manager, tmp_path) == 1
+    manager.close()
+
+
+def test_restore_puts_the_data_iterator_back_where_it_was_saved(tmp_path):
+    """A resumed run sees exactly the data it would have seen: the iterator is saved with the state."""
+    manager = checkpointing.make_manager(tmp_path, keep=1, best_metric=SELECT)
+    iterator = data_iterator()
+    assert [next(iterator), next(iterator)] == [0, 1]
+    checkpointing.save(manager, 1, {"w": np.ones(2, np.float32)}, iterator, {SELECT: 0.5})
+    manager.wait_until_finished()
+    fresh = data_iterator()
+    restored = checkpointing.restore(manager, 1, {"w": np.zeros(2, np.float32)}, fresh)
+    assert next(fresh) == 2
+    np.testing.assert_array_equal(restored["w"], [1.0, 1.0])
     manager.close()
 
 
