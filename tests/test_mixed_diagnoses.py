@@ -39,7 +39,7 @@ def with_mixed_patients(cohort: Path, folder: Path) -> Path:
 def test_a_mixed_patient_loads_and_stays_on_one_side_of_every_fold(tiny_cohort, tmp_path):
     records = list(read_user_folder(with_mixed_patients(tiny_cohort, tmp_path / "mixed")))
     table = splits.ClipTable.from_source(records, parse_label_map("3"))
-    assert table.mixed_patients("diagnosis") == ["P001", "P004"]
+    assert table.mixed_patients("diagnosis") == table.mixed_patients() == ["P001", "P004"]  # by diagnosis unless asked
     assert table.mixed_patients("label") == ["P004"]  # LCS and HipOA are one class
     assert set(table.diagnosis[table.patient_id == "P004"]) == {"ASD", "DHS"}
     for num_folds in (2, 3):
