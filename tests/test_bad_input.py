@@ -306,6 +306,11 @@ CATALOGUE = {
         "fold 0: 4 patients lie outside the test fold, too few to hold out 1 in 5 for validation (data.val_fraction=0.2); "
         "add patients, raise data.val_fraction or lower data.num_folds",
     ),
+    "too few clips of any class for the validation share": Entry(
+        fold_of([("ASD", 1)] * 5 + [("DHS", 1)] * 5, "2", num_folds=2),
+        "fold 0: the largest class has 3 clips outside the test fold, too few to hold out 1 in 5 for validation "
+        "(data.val_fraction=0.2); add patients, raise data.val_fraction or lower data.num_folds",
+    ),
     # videos (--mode=pose) and weights (--mode=import)
     "video that cannot be decoded": Entry(
         video("garbage"), "{tmp}/videos/x.mp4: cannot be opened as a video (corrupt, unsupported format, or no frames)"

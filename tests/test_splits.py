@@ -8,6 +8,7 @@ import warnings
 import numpy as np
 import pytest
 
+from asd_jax.base.errors import UserDataError
 from asd_jax.base.labels import parse_label_map
 from asd_jax.data import splits
 
@@ -23,9 +24,8 @@ def fake_source(num_patients=30, clips_per_patient=4, seed=0):
     for p in range(num_patients):
         diagnosis = diagnoses[p % len(diagnoses)]
         for c in range(clips_per_patient + int(rng.integers(3))):
-            records.append(
-                {"clip_id": f"p{p}_c{c}", "patient_id": f"p{p}", "diagnosis": diagnosis, "pose": np.zeros((40 + c, 17, 3), np.float32), "fps": 30.0}
-            )
+            pose = np.zeros((40 + c, 17, 3), np.float32)
+            records.append({"clip_id": f"p{p}_c{c}", "patient_id": f"p{p}", "diagnosis": diagnosis, "pose": pose, "fps": 30.0})
     return FakeSource(records)
 
 
@@ -90,10 +90,14 @@ def test_saved_split_round_trips_and_a_changed_split_is_refused(table, tmp_path)
 def test_excluded_diagnoses_are_dropped_and_unknown_ones_refused():
     table = splits.ClipTable.from_source(fake_source(), parse_label_map("3"))
     assert "normal" not in set(table.diagnosis)
-    with pytest.raises(ValueError, match=r"^clip 'p4_c0' \(clips.csv\): diagnosis 'normal' is not in the class mapping"):
+    with pytest.raises(ValueError, match=r"^the data, clip 'p4_c0': diagnosis 'normal' is not in the class mapping"):
         splits.ClipTable.from_source(fake_source(), parse_label_map("ASD:a,DHS:b,LCS:c,HipOA:c"))
     nothing = parse_label_map("ASD:-,DHS:-,LCS:-,HipOA:-,normal:-,LCS_HipOA:a,other:b")
-    with pytest.raises(splits.ConfigError, match="^no clip takes part: every diagnosis is excluded by data.classes$"):
+    with pytest.raises(
+        UserDataError,
+        match=r"^the data: no clip takes part: data\.classes excludes all its diagnoses \(ASD, DHS, HipOA, LCS, normal\); "
+        r"set --config\.data\.classes to a mapping that includes them$",
+    ):
         splits.ClipTable.from_source(fake_source(), nothing)
 
 

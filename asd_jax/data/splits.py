@@ -173,9 +173,11 @@ def make_splits(table: ClipTable, *, num_folds: int, fold: int, val_fraction: fl
     rest, test = _grouped_fold(table.label, table.patient_id, num_folds, fold, seed)
     val_folds = max(2, int(round(1 / val_fraction)))
     left = len(np.unique(table.patient_id[rest]))
-    if left < val_folds:  # StratifiedGroupKFold would raise a ValueError of its own
+    largest_class = int(np.bincount(table.label[rest]).max())
+    if min(left, largest_class) < val_folds:  # StratifiedGroupKFold would raise a ValueError of its own
+        what = f"{left} patients lie" if left < val_folds else f"the largest class has {largest_class} clips"
         raise ConfigError(
-            f"fold {fold}: {left} patients lie outside the test fold, too few to hold out 1 in {val_folds} for validation "
+            f"fold {fold}: {what} outside the test fold, too few to hold out 1 in {val_folds} for validation "
             f"(data.val_fraction={val_fraction}); add patients, raise data.val_fraction or lower data.num_folds"
         )
     train_part, val_part = _grouped_fold(table.label[rest], table.patient_id[rest], val_folds, 0, seed + 1)
