@@ -53,7 +53,9 @@ def test_forward_and_backward(name):
 
 @pytest.mark.parametrize("name", FAMILIES)
 def test_every_family_trains_and_explains_in_its_smoke_variant(name, tmp_path, data_dir):
-    proc = run_launch(tmp_path / name, data_dir, "--config.train.num_steps=10", "--config.train.eval_every=10", config=f"configs/{name}.py:smoke")
+    proc = run_launch(
+        tmp_path / name, data_dir, "--config.train.num_steps=10", "--config.train.eval_every=10", config=f"configs/{name}.py:smoke"
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     results = json.loads((tmp_path / name / "report" / "results.json").read_text())
     assert 0.0 <= results["headline"]["patient_macro_f1"] <= 1.0
@@ -94,10 +96,30 @@ def test_comparison_document_has_a_row_per_model(tmp_path, data_dir):
     out = tmp_path / "results.md"
     out.write_text("# stale tables\n\n## Reading\n\nA hand-written reading.\n")
     proc = subprocess.run(
-        [sys.executable, "-m", "asd_jax.modes.compare", "--variant", "smoke", "--workdir", str(tmp_path / "runs"), "--out", str(out),
-         "--override", f"data.data_dir={data_dir}", "--override", "train.num_steps=6", "--override", "train.eval_every=6",
-         "--override", "data.num_folds=2", "features"],
-        cwd=ROOT, capture_output=True, text=True, timeout=600,
+        [
+            sys.executable,
+            "-m",
+            "asd_jax.modes.compare",
+            "--variant",
+            "smoke",
+            "--workdir",
+            str(tmp_path / "runs"),
+            "--out",
+            str(out),
+            "--override",
+            f"data.data_dir={data_dir}",
+            "--override",
+            "train.num_steps=6",
+            "--override",
+            "train.eval_every=6",
+            "--override",
+            "data.num_folds=2",
+            "features",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     text = out.read_text()

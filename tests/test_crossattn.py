@@ -74,7 +74,9 @@ def test_dropout_per_example_does_not_depend_on_the_batch_split():
     pose, prior = inputs(batch=6)
     keys = jax.vmap(lambda i: jax.random.fold_in(jax.random.PRNGKey(5), i))(jnp.arange(6))
     whole = model(pose, prior, dropout_keys=keys).logits
-    parts = jnp.concatenate([model(pose[:2], prior[:2], dropout_keys=keys[:2]).logits, model(pose[2:], prior[2:], dropout_keys=keys[2:]).logits])
+    parts = jnp.concatenate(
+        [model(pose[:2], prior[:2], dropout_keys=keys[:2]).logits, model(pose[2:], prior[2:], dropout_keys=keys[2:]).logits]
+    )
     np.testing.assert_allclose(whole, parts, atol=1e-5)
     assert not np.allclose(whole, model(pose, prior).logits)  # dropout did something
     np.testing.assert_array_equal(model(pose, prior).logits, model(pose, prior).logits)
@@ -104,6 +106,7 @@ def test_overfits_one_small_batch():
             logits = nnx.merge(graphdef, p)(pose, prior).logits
             total, weight = optim.classification_loss(logits, labels, jnp.ones(8), num_classes=3, label_smoothing=0.0, class_weights=None)
             return total / weight
+
         loss, grads = jax.value_and_grad(loss_fn)(params)
         updates, opt_state = optimizer.update(grads, opt_state, params)
         return optax.apply_updates(params, updates), opt_state, loss

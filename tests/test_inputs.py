@@ -48,7 +48,7 @@ def test_segment_angles_match_the_known_pose():
     ankle_x = 0.05 * np.arange(12)
     shank = np.arctan2(ankle_x - knee[0], -(-2.0 - knee[1]))  # hanging: from the downward vertical
     np.testing.assert_allclose(angles[:, names.index("left_shank")], shank, atol=1e-6)
-    changes = angles[:, len(SEGMENTS):]
+    changes = angles[:, len(SEGMENTS) :]
     np.testing.assert_allclose(changes[MOTION_LAG:, names.index("left_shank")], shank[MOTION_LAG:] - shank[:-MOTION_LAG], atol=1e-6)
     moving = names.index("left_shank")
     np.testing.assert_array_equal(np.delete(changes, moving, axis=1), 0.0)  # every other segment is still
@@ -60,8 +60,8 @@ def test_bones_and_motion_match_the_known_pose():
     pose = known_pose()
     channels = np.asarray(joint_inputs(pose, "joints,bones,motion"))[0]
     knee, hip, ankle, wrist = (JOINT_INDEX[j] for j in ("left_knee", "left_hip", "left_ankle", "right_wrist"))
-    np.testing.assert_allclose(channels[:, knee, NUM_FEATURES:NUM_FEATURES + 2], pose[0, :, knee, :2] - pose[0, :, hip, :2], atol=1e-6)
-    motion = channels[:, ankle, NUM_FEATURES + 2:]
+    np.testing.assert_allclose(channels[:, knee, NUM_FEATURES : NUM_FEATURES + 2], pose[0, :, knee, :2] - pose[0, :, hip, :2], atol=1e-6)
+    motion = channels[:, ankle, NUM_FEATURES + 2 :]
     np.testing.assert_allclose(motion[MOTION_LAG:, 0], 0.05 * MOTION_LAG, atol=1e-6)
     np.testing.assert_array_equal(motion[:MOTION_LAG], 0.0)
     np.testing.assert_allclose(channels[1:, ankle, 2], 0.05, atol=1e-6)  # frame-to-frame velocity
@@ -73,4 +73,6 @@ def test_model_inputs_flatten_joints_then_frames():
     flat = np.asarray(model_inputs(pose, "joints,bones,angles"))
     per_joint, per_frame = input_channels("joints,bones,angles")
     assert flat.shape == (1, pose.shape[1], 17 * per_joint + per_frame)
-    np.testing.assert_array_equal(flat[..., : 17 * per_joint].reshape(1, -1, 17, per_joint), np.asarray(joint_inputs(pose, "joints,bones,angles")))
+    np.testing.assert_array_equal(
+        flat[..., : 17 * per_joint].reshape(1, -1, 17, per_joint), np.asarray(joint_inputs(pose, "joints,bones,angles"))
+    )

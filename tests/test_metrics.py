@@ -90,7 +90,9 @@ def test_bootstrap_draws_every_class_and_never_collapses_to_certainty():
 def test_small_test_sets_are_flagged_per_class():
     labels = np.array([0] * 6 + [1])
     warnings = metrics.small_sample_warnings(labels, np.arange(7), ("ASD", "DHS"))
-    assert warnings == [f"DHS: 1 test patient(s), fewer than {metrics.MIN_PATIENTS_TO_TRUST}: its numbers are anecdotal; no confidence interval"]
+    assert warnings == [
+        f"DHS: 1 test patient(s), fewer than {metrics.MIN_PATIENTS_TO_TRUST}: its numbers are anecdotal; no confidence interval"
+    ]
 
 
 def test_calibration_bins_by_hand():

@@ -72,7 +72,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path) -
     try:
         scorer, selected_step = fit_fold(config, workdir, fold, writer)
         result = predict.evaluate_rows(scorer, fold, fold.split.test)
-        payload = write_fold_report(workdir / REPORT_DIR, fold, result, selected_step=selected_step, seed=config.seed, num_samples=config.report.bootstrap_samples)
+        payload = write_fold_report(
+            workdir / REPORT_DIR, fold, result, selected_step=selected_step, seed=config.seed, num_samples=config.report.bootstrap_samples
+        )
         writer.write(config.train.num_steps, {f"test_{k}": v for k, v in predict.headline(result).items()})
     finally:
         writer.close()
@@ -94,7 +96,9 @@ def evaluate_run(config: ml_collections.ConfigDict, workdir: Path) -> dict[str, 
     fold = folds.prepare_fold(config, workdir)
     scorer, step = restore_scorer(config, workdir, len(fold.class_names), fold)
     result = predict.evaluate_rows(scorer, fold, fold.split.test)
-    return write_fold_report(workdir / REPORT_DIR, fold, result, selected_step=step, seed=config.seed, num_samples=config.report.bootstrap_samples)
+    return write_fold_report(
+        workdir / REPORT_DIR, fold, result, selected_step=step, seed=config.seed, num_samples=config.report.bootstrap_samples
+    )
 
 
 def evaluate_external(config: ml_collections.ConfigDict, workdir: Path, report_dir: Path) -> dict[str, Any]:
@@ -104,4 +108,6 @@ def evaluate_external(config: ml_collections.ConfigDict, workdir: Path, report_d
     external = folds.external_fold(config.data, folds.class_names(trained.data))
     scorer, step = restore_scorer(trained, workdir, len(external.class_names), external)  # windows as the run was trained
     result = predict.evaluate_rows(scorer, external, np.asarray(external.split.test))
-    return write_fold_report(report_dir, external, result, selected_step=step, seed=config.seed, num_samples=config.report.bootstrap_samples)
+    return write_fold_report(
+        report_dir, external, result, selected_step=step, seed=config.seed, num_samples=config.report.bootstrap_samples
+    )

@@ -64,7 +64,10 @@ def patient_cv(features: np.ndarray, labels: np.ndarray, patients: np.ndarray, *
             rows = patients[test] == patient
             truth.append(labels[test][rows][0])
             predicted.append(forest.classes_[probs[rows].mean(0).argmax()])
-    return {"patient_accuracy": float(accuracy_score(truth, predicted)), "patient_macro_f1": float(f1_score(truth, predicted, average="macro"))}
+    return {
+        "patient_accuracy": float(accuracy_score(truth, predicted)),
+        "patient_macro_f1": float(f1_score(truth, predicted, average="macro")),
+    }
 
 
 def sign_table(folder: Path) -> dict[str, dict[str, tuple[float, float, float]]]:
@@ -75,9 +78,7 @@ def sign_table(folder: Path) -> dict[str, dict[str, tuple[float, float, float]]]
     for diagnosis in DIAGNOSES:
         members = [r for r in rows if r["diagnosis"] == diagnosis]
         if members:
-            table[diagnosis] = {
-                s: tuple(float(v) for v in np.percentile([float(r[s]) for r in members], [50, 10, 90])) for s in SIGNS
-            }
+            table[diagnosis] = {s: tuple(float(v) for v in np.percentile([float(r[s]) for r in members], [50, 10, 90])) for s in SIGNS}
     return table
 
 
@@ -129,15 +130,19 @@ def report_markdown(result: dict) -> str:
         "",
         f"Raters: exact region-set agreement {agreement['exact_set_agreement']:.1%} on the "
         f"{agreement['clips_both_rated']} clips both annotated; Cohen's kappa per region: "
-        + ", ".join(f"{r} {agreement[f'kappa_{r}']:.2f}" for r in REGION_NAMES) + ".",
+        + ", ".join(f"{r} {agreement[f'kappa_{r}']:.2f}" for r in REGION_NAMES)
+        + ".",
         "",
         "| random forest on | patient accuracy | patient macro-F1 |",
         "| --- | --- | --- |",
     ]
     for key, name in (("prior_only", "raters' prior alone"), ("pose_only", "pose features alone"), ("prior_and_pose", "both")):
         lines.append(f"| {name} | {result[key]['patient_accuracy']:.1%} | {result[key]['patient_macro_f1']:.3f} |")
-    lines += ["", "| sign (median [10th, 90th percentile]) | " + " | ".join(result["signs"]) + " |",
-              "| --- |" + " --- |" * len(result["signs"])]
+    lines += [
+        "",
+        "| sign (median [10th, 90th percentile]) | " + " | ".join(result["signs"]) + " |",
+        "| --- |" + " --- |" * len(result["signs"]),
+    ]
     for sign in SIGNS:
         cells = [f"{m:.2f} [{lo:.2f}, {hi:.2f}]" for m, lo, hi in (result["signs"][d][sign] for d in result["signs"])]
         lines.append(f"| {sign} | " + " | ".join(cells) + " |")

@@ -38,7 +38,9 @@ def project(body: np.ndarray, height_m: float, params: CohortParams, rng: np.ran
     return px, {"direction": direction, "body_px": body_px, "tilt_deg": float(np.rad2deg(tilt))}
 
 
-def add_artefacts(px: np.ndarray, direction: int, body_px: float, params: CohortParams, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+def add_artefacts(
+    px: np.ndarray, direction: int, body_px: float, params: CohortParams, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray]:
     """Pose-estimator realism: scores by visibility, jitter, dropped joints, swaps, frame edges."""
     num_frames = px.shape[0]
     near_side = "left" if direction > 0 else "right"
