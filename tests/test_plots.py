@@ -160,3 +160,5 @@ def test_skeleton_figures_still_draw_through_the_shared_skeleton(tmp_path, figur
 
     gif = Image.open(plots.skeleton_gif(pose, weights, tmp_path / "clip.gif", 10.0, "clip"))
     assert gif.format == "GIF" and gif.n_frames == 12
+    gif = Image.open(plots.skeleton_gif(pose, weights, tmp_path / "clip30.gif", 30.0, "clip"))  # every third frame, 3x as long
+    assert (gif.n_frames, gif.info["duration"]) == (4, 100)

@@ -162,9 +162,13 @@ def skeleton_probabilities(
     return save(fig, path)
 
 
+GIF_FPS = 10  # frames per second of the explanation GIFs: smooth enough to follow a gait cycle
+
+
 def skeleton_gif(pose: np.ndarray, joint_weights: np.ndarray, path: Path, fps: float, title: str) -> Path:
-    """An animated GIF of a clip with joints coloured by attention. The artists are made once and
-    moved frame by frame (a 190-frame clip: 3 s, not the 40 s of redrawing every frame)."""
+    """An animated GIF of a clip with joints coloured by attention, at GIF_FPS at most (every
+    `fps / GIF_FPS`-th frame, shown for as long, so the walk keeps its pace). The artists are made
+    once and moved frame by frame: rendering, not drawing, is what a frame costs."""
     fig, ax = plt.subplots(figsize=(3.5, 4.5))
     limits = pose[..., :2][pose[..., 2] >= MIN_SCORE]
     low, high = (limits.min(0), limits.max(0)) if len(limits) else (np.array([-2, -4]), np.array([2, 2]))
@@ -183,10 +187,11 @@ def skeleton_gif(pose: np.ndarray, joint_weights: np.ndarray, path: Path, fps: f
         joints.set_array(joint_weights[frame][seen])
         return bones, joints
 
-    movie = animation.FuncAnimation(fig, draw, frames=len(pose), blit=True)
+    every = max(1, int(round(fps / GIF_FPS)))
+    movie = animation.FuncAnimation(fig, draw, frames=range(0, len(pose), every), blit=True)
     path.parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(path) as tmp:
-        movie.save(tmp, writer=animation.PillowWriter(fps=max(1, int(round(fps)))))
+        movie.save(tmp, writer=animation.PillowWriter(fps=max(1, int(round(fps / every)))))
     plt.close(fig)
     return path
 
