@@ -31,6 +31,21 @@ def smoke_config(name: str):
     return config
 
 
+def macro_f1_of(report_dir) -> float:
+    """Patient macro-F1 recomputed from a report's predictions CSV, over every class of the run
+    (what its results.json must say)."""
+    import csv
+
+    from sklearn.metrics import f1_score
+
+    class_names = json.loads((report_dir / "results.json").read_text())["class_names"]
+    with open(report_dir / "predictions_patients.csv") as f:
+        rows = list(csv.DictReader(f))
+    return float(
+        f1_score([r["label"] for r in rows], [r["prediction"] for r in rows], labels=class_names, average="macro", zero_division=0)
+    )
+
+
 @pytest.mark.parametrize("name", CONFIGS)
 def test_forward_and_backward(name):
     model = build_model(smoke_config(name), 3, nnx.Rngs(0))
@@ -58,7 +73,7 @@ def test_every_family_trains_and_explains_in_its_smoke_variant(name, tmp_path, d
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     results = json.loads((tmp_path / name / "report" / "results.json").read_text())
-    assert 0.0 <= results["headline"]["patient_macro_f1"] <= 1.0
+    assert results["headline"]["patient_macro_f1"] == pytest.approx(macro_f1_of(tmp_path / name / "report"), abs=1e-12)
     if name in EXPLAINED:
         proc = run_launch(tmp_path / name, data_dir, config=f"configs/{name}.py:smoke", mode="explain")
         assert proc.returncode == 0, proc.stderr[-3000:]
@@ -131,7 +146,10 @@ def test_comparison_document_has_a_row_per_model(tmp_path, data_dir):
     assert (tmp_path / "runs" / "features" / "report" / "results.json").exists()
     external = text[text.index("## New patients, seen differently") :]
     row = next(line for line in external.splitlines() if line.startswith("| features |")).strip("| ").split(" | ")
-    assert len(row) == 4 and all(0.0 <= float(cell) <= 1.0 for cell in row[1:])  # CV mean and both shifted cohorts
+    summary = json.loads((tmp_path / "runs" / "features" / "report" / "results.json").read_text())["summary"]
+    shifted = [tmp_path / "runs" / "features" / "fold_0" / f"report_external_{i}" for i in range(2)]
+    expected = [summary["patient"]["metrics"]["macro_f1"], *(macro_f1_of(report) for report in shifted)]
+    assert [float(cell) for cell in row[1:]] == pytest.approx(expected, abs=5e-4)  # CV mean and both shifted cohorts, as rounded
 
 
 def test_compare_takes_a_variant_per_config_and_overrides_for_all():
