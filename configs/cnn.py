@@ -22,4 +22,4 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     config.model.dropout = 0.1
     config.model.inputs = "joints"  # and any of bones, motion, angles (asd_jax/base/architecture.py)
     config.model.pooling = "mean"  # over time: 'mean', or 'stats' (mean, std and drift over the window)
-    return config
+    return crossattn.pose_only(config)

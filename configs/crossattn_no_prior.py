@@ -14,4 +14,4 @@ from configs import crossattn
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     config = crossattn.get_config(arg)
     config.model.use_prior = False
-    return config
+    return crossattn.pose_only(config)

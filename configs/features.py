@@ -22,4 +22,4 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     config.model.max_depth = "3,0"  # gradient boosting grid (0 = unlimited)
     config.model.num_trees = 40 if arg == "smoke" else 400
     config.model.learning_rate = 0.05  # gradient boosting
-    return config
+    return crossattn.pose_only(config)

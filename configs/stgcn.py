@@ -25,4 +25,4 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     config.model.dropout = 0.1
     config.model.inputs = "joints"  # and any of bones, motion, angles (asd_jax/base/architecture.py)
     config.model.sync_batch_norm = True  # BatchNorm statistics over all devices while training
-    return config
+    return crossattn.pose_only(config)

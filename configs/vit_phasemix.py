@@ -24,4 +24,4 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     config.model.inputs = "joints"  # and any of bones, motion, angles (asd_jax/base/architecture.py)
     config.model.max_steps = 6  # steps (half cycles) per window; a 64-frame window holds ~3-4
     config.model.segment = 8  # frames each step is resampled to
-    return config
+    return crossattn.pose_only(config)
