@@ -44,6 +44,9 @@ def get_data_config() -> ml_collections.ConfigDict:
 
     data.window = 64  # Frames per training/evaluation window.
     data.eval_stride = 32  # Hop between evaluation windows covering a clip.
+    # A window reaching past a clip's end: 'edge' repeats its last frame, 'missing' pads with frames
+    # where nothing was seen (for whole-clip windows, with a model that pools over present frames).
+    data.pad = "edge"
     data.test_flip = False  # Also evaluate every window mirrored (left <-> right) and average the logits.
     data.fps = 30.0  # Clips at other frame rates are resampled to this.
     data.sampling = "over"  # Class balancing of training batches: 'over', 'under' or 'none'.

@@ -26,7 +26,7 @@ from asd_jax.modes import export, import_weights
 from asd_jax.pytorch import convert
 from asd_jax.pytorch.twins import build_twin
 
-FAMILIES = ("crossattn", "cnn", "stgcn", "vit_phasemix", "crossattn_self_only", "crossattn_no_prior")
+FAMILIES = ("crossattn", "cnn", "cnn_clip", "stgcn", "vit_phasemix", "crossattn_self_only", "crossattn_no_prior")
 TOLERANCE = {"atol": 1e-5, "rtol": 1e-5}
 
 

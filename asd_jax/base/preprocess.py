@@ -124,11 +124,17 @@ def flip_left_right(pose: np.ndarray) -> np.ndarray:
     return flipped
 
 
-def crop_window(pose: np.ndarray, start: int, length: int) -> np.ndarray:
-    """Frames [start, start+length), edge-padded when the clip is shorter."""
+# How a window reaches past the clip's end: 'edge' repeats the last frame (the walker stands still),
+# 'missing' adds frames where no joint was seen (score 0), which pooling over present frames ignores.
+PADS = ("edge", "missing")
+
+
+def crop_window(pose: np.ndarray, start: int, length: int, pad: str = "edge") -> np.ndarray:
+    """Frames [start, start+length), padded by `pad` when the clip is shorter."""
     window = pose[start : start + length]
     if window.shape[0] < length:
-        window = np.concatenate([window, np.repeat(window[-1:], length - window.shape[0], axis=0)])
+        filler = window[-1:] if pad == "edge" else np.zeros_like(window[:1])
+        window = np.concatenate([window, np.repeat(filler, length - window.shape[0], axis=0)])
     return window
 
 
@@ -142,19 +148,21 @@ def eval_window_starts(num_frames: int, window: int, stride: int) -> np.ndarray:
     return starts
 
 
-def eval_window(pose: np.ndarray, start: int, window: int, mirrored: bool) -> np.ndarray:
+def eval_window(pose: np.ndarray, start: int, window: int, mirrored: bool, pad: str = "edge") -> np.ndarray:
     """One evaluation window of a clip already at the target fps: cropped, mirrored if asked, normalised."""
-    pose = crop_window(pose, int(start), window)
+    pose = crop_window(pose, int(start), window, pad)
     return normalize_pose(flip_left_right(pose) if mirrored else pose)
 
 
-def clip_windows(pose: np.ndarray, fps: float, *, target_fps: float, window: int, stride: int, test_flip: bool) -> np.ndarray:
+def clip_windows(
+    pose: np.ndarray, fps: float, *, target_fps: float, window: int, stride: int, test_flip: bool, pad: str = "edge"
+) -> np.ndarray:
     """[W, window, 17, 3] every evaluation window of a stored pose, in the order the evaluation
     pipeline scores them (each start, then its mirror image when `test_flip`)."""
     pose = resample_fps(np.asarray(pose, np.float32), float(fps), target_fps)
     mirrors = (False, True) if test_flip else (False,)
     starts = eval_window_starts(pose.shape[0], window, stride)
-    return np.stack([eval_window(pose, start, window, mirrored) for start in starts for mirrored in mirrors])
+    return np.stack([eval_window(pose, start, window, mirrored, pad) for start in starts for mirrored in mirrors])
 
 
 def softmax(logits: np.ndarray) -> np.ndarray:

@@ -49,6 +49,12 @@ def epoch_rows(labels: np.ndarray, rows: np.ndarray, sampling: str, rng: np.rand
     return rng.permutation(np.concatenate(chosen))
 
 
+def checked_pad(data: ml_collections.ConfigDict) -> str:
+    if data.pad not in transforms.PADS:
+        raise ConfigError(f"data.pad={data.pad!r}: expected one of {transforms.PADS}")
+    return data.pad
+
+
 def load_clip(source: Any, table: ClipTable, row: int, target_fps: float) -> dict[str, Any]:
     record = source[int(table.record[row])]
     pose = transforms.resample_fps(np.asarray(record["pose"], np.float32), float(record["fps"]), target_fps)
@@ -83,7 +89,7 @@ class TrainExamples:
         pose = clip["pose"]
         span = max(2, int(round(window * rng.uniform(1 - aug.speed_jitter, 1 + aug.speed_jitter))))
         start = int(rng.integers(0, max(1, pose.shape[0] - span + 1)))
-        pose = transforms.resample_time(transforms.crop_window(pose, start, span), window)
+        pose = transforms.speed_crop(pose, start, span, window, self.data.pad)
         if rng.random() < aug.flip_prob:
             pose = transforms.flip_left_right(pose)
         pose = transforms.normalize_pose(pose)
@@ -118,6 +124,7 @@ def train_iterator(
     """This process's slice of every global training batch, forever; checkpointable."""
     global_batch = data.batch_size
     local = local_batch_size(global_batch, process_count)
+    checked_pad(data)
     examples = TrainExamples(source, table, np.asarray(rows), data, seed)
 
     def global_position(local_position: int) -> int:
@@ -158,6 +165,7 @@ def eval_batches(
     Padding rows have valid = 0 and clip_index = -1. Each process yields the same number of
     batches (its contiguous part of each global batch).
     """
+    pad = checked_pad(data)
     windows = eval_windows(table, rows, data)
     global_batch = data.eval_batch_size
     local = local_batch_size(global_batch, process_count)
@@ -172,7 +180,7 @@ def eval_batches(
             (row, start, mirrored), valid = windows[position], True
         clip = load_clip(source, table, row, data.fps)
         return {
-            "pose": transforms.eval_window(clip["pose"], int(start), data.window, bool(mirrored)),
+            "pose": transforms.eval_window(clip["pose"], int(start), data.window, bool(mirrored), pad),
             "prior": clip["prior"],
             "label": np.int32(table.label[row]),
             "valid": np.float32(valid),

@@ -14,6 +14,7 @@ from __future__ import annotations
 import numpy as np
 
 from asd_jax.base.preprocess import (  # noqa: F401 - re-exported: the pipeline's names for them
+    PADS,
     crop_window,
     eval_window,
     eval_window_starts,
@@ -38,3 +39,13 @@ def drop_joints(pose: np.ndarray, rate: float, rng: np.random.Generator) -> np.n
     """Marks a random `rate` of joints missing (score and coordinates 0)."""
     keep = (rng.random(pose.shape[:2]) >= rate)[..., None]
     return pose * keep.astype(pose.dtype)
+
+
+def speed_crop(pose: np.ndarray, start: int, span: int, window: int, pad: str) -> np.ndarray:
+    """`span` frames from `start` resampled to `window` frames (speed jitter). With pad 'missing', a
+    clip that ends first keeps its real frames at that speed and the window's rest is missing,
+    rather than the padding being stretched into (and blended with) the walk."""
+    if pad == "edge" or pose.shape[0] - start >= span:
+        return resample_time(crop_window(pose, start, span), window)
+    real = pose[start:]
+    return crop_window(resample_time(real, max(1, round(real.shape[0] * window / span))), 0, window, pad)

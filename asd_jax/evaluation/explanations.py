@@ -59,7 +59,7 @@ def clip_windows(pose: np.ndarray, fps: float, data) -> tuple[np.ndarray, np.nda
     """(windows [W, window, 17, 3], their starts) of a stored clip, unmirrored, as evaluation cuts them."""
     pose = preprocess.resample_fps(np.asarray(pose, np.float32), float(fps), data.fps)
     starts = preprocess.eval_window_starts(pose.shape[0], data.window, data.eval_stride)
-    return np.stack([preprocess.eval_window(pose, s, data.window, False) for s in starts]), starts
+    return np.stack([preprocess.eval_window(pose, s, data.window, False, data.pad) for s in starts]), starts
 
 
 def explain_clip(

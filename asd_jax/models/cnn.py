@@ -8,7 +8,7 @@ from flax import nnx
 
 from asd_jax.base.architecture import input_channels
 from asd_jax.base.errors import ConfigError
-from asd_jax.base.skeleton import NUM_JOINTS
+from asd_jax.base.skeleton import MIN_SCORE, NUM_JOINTS
 from asd_jax.models.inputs import model_inputs
 from asd_jax.models.layers import ExampleDropout
 from asd_jax.models.output import ModelOutput
@@ -16,16 +16,22 @@ from asd_jax.models.output import ModelOutput
 POOLINGS = ("mean", "stats")
 
 
-def pool_time(x: jax.Array, pooling: str) -> jax.Array:
+def pool_time(x: jax.Array, pooling: str, present: jax.Array) -> jax.Array:
     """[B, T, D] -> [B, D] mean over time, or [B, 3D] mean, std and last third minus first third
     ("stats"): a convolution is blind to where in the clip it is, so without the drift term it
-    cannot see a lean that grows over the walk."""
-    mean = x.mean(axis=1)
+    cannot see a lean that grows over the walk. Only frames where some joint was seen (`present`,
+    [B, T]) count, so a whole-clip window padded with missing frames pools over the walk alone."""
+    weight = present[..., None].astype(x.dtype)
+    count = jnp.maximum(weight.sum(axis=1, keepdims=True), 1)  # [B, 1, 1]
+    mean = (weight * x).sum(axis=1, keepdims=True) / count
     if pooling == "mean":
-        return mean
-    third = max(1, x.shape[1] // 3)
-    drift = x[:, -third:].mean(axis=1) - x[:, :third].mean(axis=1)
-    return jnp.concatenate([mean, x.std(axis=1), drift], axis=-1)
+        return mean[:, 0]
+    std = jnp.sqrt((weight * (x - mean) ** 2).sum(axis=1, keepdims=True) / count)
+    rank = jnp.cumsum(weight, axis=1) - weight  # of each present frame among them, from 0
+    third = jnp.maximum(jnp.floor(count / 3), 1)
+    first, last = weight * (rank < third), weight * (rank >= count - third)
+    drift = ((last - first) * x).sum(axis=1, keepdims=True) / third
+    return jnp.concatenate([mean, std, drift], axis=-1)[:, 0]
 
 
 class TemporalCNN(nnx.Module):
@@ -47,9 +53,13 @@ class TemporalCNN(nnx.Module):
     def __call__(self, pose: jax.Array, prior: jax.Array, *, dropout_keys: jax.Array | None = None) -> ModelOutput:
         del prior  # the baseline sees no clinical knowledge
         x = self.stem(model_inputs(pose.astype(jnp.float32), self.inputs).astype(self.dtype))  # [B, T, D]
+        present = (pose[..., 2] >= MIN_SCORE).any(axis=-1)  # [B, T]
         for conv, norm, drop in zip(self.convs, self.norms, self.drops):
             y = drop(jax.nn.gelu(conv(norm(x))), dropout_keys)
-            x = y + (x if y.shape == x.shape else x[:, :: x.shape[1] // y.shape[1]][:, : y.shape[1]])
-        logits = self.head(pool_time(x, self.pooling)).astype(jnp.float32)
+            if y.shape != x.shape:  # a stride-2 convolution: keep the frames it kept
+                step = x.shape[1] // y.shape[1]
+                x, present = x[:, ::step][:, : y.shape[1]], present[:, ::step][:, : y.shape[1]]
+            x = y + x
+        logits = self.head(pool_time(x, self.pooling, present)).astype(jnp.float32)
         return ModelOutput(logits, None, jnp.zeros((), jnp.float32))
 

@@ -53,16 +53,20 @@ def skipped_text(skipped: list[dict[str, str]]) -> list[str]:
     return lines + [""] if lines else []
 
 
+PAD_TEXT = {"edge": "by repeating their last frame", "missing": "with frames where no joint was seen"}
+
+
 def short_clips_text(table: splits.ClipTable, data: ml_collections.ConfigDict) -> list[str]:
-    """Clips shorter than one window at data.fps: each is padded by repeating its last frame
-    (preprocess.crop_window), so the model sees it standing still for the rest of the window."""
+    """Clips shorter than one window at data.fps: each is padded as data.pad says
+    (preprocess.crop_window): by its last frame, the walker standing still for the rest of the
+    window, or by frames where nothing was seen."""
     frames = np.array([transforms.resampled_length(n, fps, data.fps) for n, fps in zip(table.num_frames, table.fps)])
     short = table.clip_id[frames < data.window].tolist()
     if not short:
         return []
     return [
         f"{len(short)} clip(s) are shorter than data.window={data.window} frames at {data.fps:g} fps "
-        f"({', '.join(short[:5])}{', ...' if len(short) > 5 else ''}): padded by repeating their last frame",
+        f"({', '.join(short[:5])}{', ...' if len(short) > 5 else ''}): padded {PAD_TEXT[data.pad]}",
         "",
     ]
 

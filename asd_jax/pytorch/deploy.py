@@ -51,6 +51,7 @@ def preprocessing(data: Any) -> dict[str, Any]:
         "window": int(data.window),
         "eval_stride": int(data.eval_stride),
         "test_flip": bool(data.test_flip),
+        "pad": str(data.pad),
         "default_prior": str(data.default_prior),
     }
 

@@ -122,7 +122,8 @@ class Predictor:
         pre = self.preprocessing
         pose = stored_pose(keypoints, scores, img_shape)
         return clip_windows(
-            pose, float(fps), target_fps=pre["fps"], window=pre["window"], stride=pre["eval_stride"], test_flip=pre["test_flip"]
+            pose, float(fps), target_fps=pre["fps"], window=pre["window"], stride=pre["eval_stride"], test_flip=pre["test_flip"],
+            pad=pre.get("pad", "edge"),  # bundles exported before data.pad existed padded by repeating the last frame
         )
 
     def predict(

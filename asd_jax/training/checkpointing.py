@@ -83,12 +83,20 @@ def load_run_config(workdir: Path) -> ml_collections.ConfigDict:
     path = workdir / CONFIG_FILE
     if not path.exists():
         raise RunStateError(f"{path}: not found; {workdir} is not a trained run (train it first, or check --workdir)")
-    return ml_collections.ConfigDict(json.loads(path.read_text()))
+    config = ml_collections.ConfigDict(json.loads(path.read_text()))
+    for dotted, value in ADDED_FIELDS.items():  # a run saved before the field existed did this
+        *parents, leaf = dotted.split(".")
+        node = config
+        for name in parents:
+            node = node[name]
+        if leaf not in node:
+            node[leaf] = value
+    return config
 
 
 # Fields added after runs were trained with the project, at the value that reproduces what those
 # runs did: a saved config without the field resumes when the given value is this one.
-ADDED_FIELDS: dict[str, Any] = {"data.on_error": "raise"}
+ADDED_FIELDS: dict[str, Any] = {"data.on_error": "raise", "data.pad": "edge"}
 
 
 def check_resumable(workdir: Path, config: ml_collections.ConfigDict) -> None:

@@ -6,18 +6,23 @@ import torch
 from torch import nn
 
 from asd_jax.base.architecture import input_channels
-from asd_jax.base.skeleton import NUM_JOINTS
+from asd_jax.base.skeleton import MIN_SCORE, NUM_JOINTS
 from asd_jax.pytorch.twins.layers import LAYER_NORM_EPS, conv_time, gelu, model_inputs
 
 
-def pool_time(x: torch.Tensor, pooling: str) -> torch.Tensor:
-    """asd_jax.models.cnn.pool_time in torch (std without Bessel's correction, as jnp.std)."""
-    mean = x.mean(dim=1)
+def pool_time(x: torch.Tensor, pooling: str, present: torch.Tensor) -> torch.Tensor:
+    """asd_jax.models.cnn.pool_time in torch: over the frames where some joint was seen."""
+    weight = present[..., None].to(x.dtype)
+    count = weight.sum(dim=1, keepdim=True).clamp(min=1)
+    mean = (weight * x).sum(dim=1, keepdim=True) / count
     if pooling == "mean":
-        return mean
-    third = max(1, x.shape[1] // 3)
-    drift = x[:, -third:].mean(dim=1) - x[:, :third].mean(dim=1)
-    return torch.cat([mean, x.std(dim=1, unbiased=False), drift], dim=-1)
+        return mean[:, 0]
+    std = torch.sqrt((weight * (x - mean) ** 2).sum(dim=1, keepdim=True) / count)
+    rank = torch.cumsum(weight, dim=1) - weight
+    third = torch.floor(count / 3).clamp(min=1)
+    first, last = weight * (rank < third).to(x.dtype), weight * (rank >= count - third).to(x.dtype)
+    drift = ((last - first) * x).sum(dim=1, keepdim=True) / third
+    return torch.cat([mean, std, drift], dim=-1)[:, 0]
 
 
 class TemporalCNNTwin(nn.Module):
@@ -35,7 +40,11 @@ class TemporalCNNTwin(nn.Module):
 
     def forward(self, pose: torch.Tensor, prior: torch.Tensor) -> torch.Tensor:
         x = conv_time(self.stem, model_inputs(pose, self.inputs))
+        present = (pose[..., 2] >= MIN_SCORE).any(dim=-1)
         for conv, norm in zip(self.convs, self.norms):
             y = self.drop(gelu(conv_time(conv, norm(x))))
-            x = y + (x if y.shape == x.shape else x[:, :: x.shape[1] // y.shape[1]][:, : y.shape[1]])
-        return self.head(pool_time(x, self.pooling))
+            if y.shape != x.shape:
+                step = x.shape[1] // y.shape[1]
+                x, present = x[:, ::step][:, : y.shape[1]], present[:, ::step][:, : y.shape[1]]
+            x = y + x
+        return self.head(pool_time(x, self.pooling, present))
