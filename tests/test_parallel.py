@@ -80,13 +80,20 @@ def _run_on_8_devices(script: str, *args: str) -> dict:
     return json.loads(line[len("RESULT") :])
 
 
+# Params after 20 steps may differ by float32 rounding of the gradient sums, and a ReLU whose input
+# lies within that rounding of 0 takes the other branch in one run: one lr-sized step apart.
+# Measured: crossattn 1.2e-7; stgcn 2.6e-5 (with its joints folded into the convolution batch;
+# 6e-8 before), against 1e-2 when its BatchNorm statistics are not synced over devices (a real bug).
+PARAM_TOLERANCE = {"crossattn": 1e-6, "stgcn": 1e-4}
+
+
 @pytest.mark.parametrize("model", ["crossattn", "stgcn"])  # stgcn: BatchNorm statistics synced over devices
 def test_shard_map_pmap_and_one_device_train_to_the_same_params(model):
     results = _run_on_8_devices(EQUIVALENCE_SCRIPT, model)
     assert results["single_final_loss"] < results["single_first_loss"]  # it did train
     for mode in ("shard_map", "pmap"):
-        assert results[mode]["max_param_diff"] < 1e-6, (mode, results)  # measured: 1.2e-7 (crossattn), 6e-8 (stgcn)
-        assert results[mode]["max_loss_diff"] < 1e-6, (mode, results)
+        assert results[mode]["max_param_diff"] < PARAM_TOLERANCE[model], (mode, results)
+        assert results[mode]["max_loss_diff"] < 1e-6, (mode, results)  # measured 4.8e-7 (stgcn); 9e-3 unsynced
 
 
 @pytest.mark.parametrize("batch_size", [12, 5])
