@@ -19,7 +19,8 @@ from asd_jax.models.phase import step_boundaries, widest_stride_mask
 
 EXPLAINED = ("cnn", "stgcn", "vit_phasemix")  # one smoke explanation per pose-model family without attention
 CONFIGS = (
-    "cnn", "cnn_clip", "stgcn", "vit_phasemix", "crossattn_no_prior", "crossattn_self_only", "crossattn_no_align", "crossattn_always_prior"
+    "cnn", "cnn_clip", "cnn_clip_angles", "stgcn", "vit_phasemix",
+    "crossattn_no_prior", "crossattn_self_only", "crossattn_no_align", "crossattn_always_prior",
 )
 # Trained end to end through launch.py: one per model family (crossattn itself in test_launch.py;
 # its ablations differ by flags that test_forward_and_backward and test_crossattn.py exercise).
