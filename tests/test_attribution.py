@@ -102,7 +102,7 @@ def test_deep_model_explanations_report_agreement_chance_and_randomisation():
     from asd_jax.evaluation import explanation_report
 
     rng = np.random.default_rng(4)
-    data = ConfigDict({"fps": 30.0, "window": 32, "eval_stride": 16})
+    data = ConfigDict({"fps": 30.0, "window": 32, "eval_stride": 16, "pad": "edge"})
     prior = np.array([0.6, 0.1, 0.1, 0.1, 0.1], np.float32)
     stored = walking_pose(rng, batch=4, frames=48) * np.array([1.0, -1.0, 1.0], np.float32)  # as stored: image y points down
     clips = [{"pose": stored[i], "fps": 30.0, "prior": prior, "label": i % 2} for i in range(4)]
