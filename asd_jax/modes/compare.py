@@ -2,7 +2,7 @@ r"""The comparison table: patient-grouped K-fold CV of several configs with the 
 
   python -m asd_jax.modes.compare --override train.num_steps=750 --out docs/results.md --workdir runs/compare \
     features cnn crossattn crossattn_no_prior crossattn_always_prior vit_phasemix crossattn_self_only \
-    cnn_clip cnn_clip_angles
+    cnn_clip cnn_clip_angles stgcn:compact
 
 Each config is `configs/<name>.py`, or `<name>:<variant>` for one of its variants (e.g. `stgcn:compact`);
 its CV lives in `<workdir>/<name>_<variant>` (so an interrupted comparison resumes, and finished
