@@ -19,6 +19,10 @@ import ml_collections
 
 from asd_jax.data.synthetic import CohortParams
 
+# The 3-class task's diagnoses, each its own training class (data.train_classes): LCS_HipOA joins
+# three walks that look nothing alike (stooped and upright LCS, HipOA's limp).
+DIAGNOSES = "ASD:ASD,DHS:DHS,LCS:LCS,HipOA:HipOA,normal:-"
+
 
 def get_data_config() -> ml_collections.ConfigDict:
     """Dataset, splits, windows, augmentation and sampling; shared by every model config."""
@@ -27,6 +31,10 @@ def get_data_config() -> ml_collections.ConfigDict:
     data.manual_dir = ""  # A user folder: annotations.pkl, clips.csv, doctor*.csv.
     data.data_dir = ""  # Where TFDS keeps the built dataset; '' = TFDS default ($TFDS_DATA_DIR).
     data.classes = "3"  # Preset '2', '3', '4' or 'diagnosis:class,...'.
+    # Finer classes to train on, each inside one class of data.classes, whose probabilities are
+    # summed into it wherever the model is read (e.g. LCS and HipOA apart for the 3-class task's
+    # LCS_HipOA: DIAGNOSES); '' = train on data.classes.
+    data.train_classes = ""
     data.default_prior = "uniform"  # Prior for clips no rater annotated: 'uniform' or a region name.
     # A malformed clip of a user folder: 'raise' (stop with its error) or 'skip' (leave it out with a
     # warning; --mode=prepare counts the skips). A malformed file stops the run either way.

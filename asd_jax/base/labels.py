@@ -7,6 +7,11 @@ mapping does not name is an error, so a typo never silently drops data.
 Presets copy the reference's 2-, 3- and 4-class tasks; they also know `LCS_HipOA`, the merged
 diagnosis the reference's own `whole_annotations.pkl` labels carry (REFERENCE_LABELS).
 
+A model may also be trained on finer classes than it reports (`data.train_classes`, e.g. LCS and
+HipOA apart while the task reports LCS_HipOA): `class_groups` says which reported class each
+training class belongs to, and the model's logits are merged into the reported classes
+(`base.preprocess.merge_class_logits`) wherever they are read.
+
 Patient-level results are per (patient, class) unit: a patient whose clips belong to several
 classes (repeat visits, volunteers walking several gait disorders) is one unit per class, named
 `patient|class`; every other patient is a unit named by the patient id alone (`patient_unit`).
@@ -72,7 +77,8 @@ class LabelMap:
             prefix = f"{where}: " if where else ""
             raise ConfigError(
                 f"{prefix}diagnosis {diagnosis!r} is not in the class mapping (known: {known}); "
-                "set --config.data.classes to a preset (2, 3, 4) or 'diagnosis:class,...'"
+                "set --config.data.classes to a preset (2, 3, 4) or 'diagnosis:class,...' "
+                "(and --config.data.train_classes, when it is set)"
             ) from None
 
 
@@ -97,3 +103,46 @@ def parse_label_map(spec: str) -> LabelMap:
     if len(class_names) < 2:
         raise ConfigError(f"class mapping {spec!r} needs at least two classes")
     return LabelMap(tuple(class_names), mapping, frozenset(excluded))
+
+
+def class_groups(classes: str, train_classes: str = "") -> tuple[int, ...]:
+    """The reported class (of `classes`) of each training class of `train_classes`; () when
+    `train_classes` is empty and the model trains on the reported classes themselves.
+
+    Every diagnosis `train_classes` includes must take part in `classes`, and each training class
+    must lie inside one reported class, so merging its probability is well defined."""
+    if not str(train_classes).strip():
+        return ()
+    reported, training = parse_label_map(classes), parse_label_map(train_classes)
+    dropped = sorted(set(reported.diagnosis_to_label) & training.excluded)
+    if dropped:
+        raise ConfigError(f"data.train_classes leaves out {', '.join(map(repr, dropped))}, which data.classes={classes!r} reports")
+    groups: dict[int, int] = {}
+    for diagnosis, label in training.diagnosis_to_label.items():
+        if diagnosis not in reported.diagnosis_to_label:
+            raise ConfigError(
+                f"data.train_classes trains on {diagnosis!r}, which data.classes={classes!r} does not report; "
+                "every training diagnosis needs a reported class"
+            )
+        group = reported.diagnosis_to_label[diagnosis]
+        if groups.setdefault(label, group) != group:
+            raise ConfigError(
+                f"data.train_classes: class {training.class_names[label]!r} joins diagnoses of two reported classes "
+                f"({reported.class_names[groups[label]]!r} and {reported.class_names[group]!r}); a training class must lie inside one"
+            )
+    missing = sorted(set(range(reported.num_classes)) - set(groups.values()))
+    if missing:
+        names = ", ".join(repr(reported.class_names[c]) for c in missing)
+        raise ConfigError(f"data.train_classes has no class inside reported class {names}; the model could never predict it")
+    return tuple(groups[label] for label in range(training.num_classes))
+
+
+def task_groups(data) -> tuple[int, ...]:
+    """`class_groups` of a data config; one without `train_classes` trains on the reported classes."""
+    return class_groups(data.classes, data.get("train_classes", ""))
+
+
+def model_outputs(data, num_classes: int) -> int:
+    """How many logits the model of a task with `num_classes` reported classes has: one per
+    training class."""
+    return len(task_groups(data)) or num_classes

@@ -4,11 +4,12 @@ The ONE home of this arithmetic: the JAX pipeline (asd_jax/data: user_folder, tr
 input_pipeline; asd_jax/evaluation/aggregate.py) and the deployable predictor that
 `--mode=export` writes (export/asd_predictor.py carries a copy of this module) both run it, so a
 deployed model sees exactly the windows that training, evaluation and `--mode=predict` saw.
-Numpy only.
+Numpy only (`merge_class_logits` also runs on jax.numpy).
 
 Steps, in order: `stored_pose` (most confident person, x and y over the longer image side) ->
 `resample_fps` (to the run's `data.fps`) -> `eval_window_starts` (windows covering every frame) ->
-`eval_window` (crop, optionally mirror, `normalize_pose`) -> the model -> `clip_probabilities`
+`eval_window` (crop, optionally mirror, `normalize_pose`) -> the model -> `merge_class_logits` (when
+it was trained on finer classes than it reports) -> `clip_probabilities`
 (softmax of the mean window logits) -> `mean_probabilities` (a patient: mean over clips).
 """
 
@@ -170,6 +171,19 @@ def softmax(logits: np.ndarray) -> np.ndarray:
     shifted = np.asarray(logits, np.float64) - np.max(logits, axis=-1, keepdims=True)
     exp = np.exp(shifted)
     return exp / exp.sum(axis=-1, keepdims=True)
+
+
+def merge_class_logits(logits, groups: tuple[int, ...], xp=np):
+    """Logits over training classes [..., F] -> logits over the reported classes [..., K]:
+    log of the summed exp within each group (`base.labels.class_groups`), so the softmax of the
+    result is the summed probability of each reported class's training classes. Identity when
+    `groups` is (). `xp` is numpy or jax.numpy (the same arithmetic traced inside a JAX step)."""
+    if not groups:
+        return logits
+    members = np.eye(max(groups) + 1, dtype=np.float32)[list(groups)]  # [F, K]
+    top = xp.max(logits, axis=-1, keepdims=True)
+    summed = xp.exp(logits - top) @ members.astype(logits.dtype)
+    return xp.log(xp.maximum(summed, np.finfo(np.float32).tiny)) + top
 
 
 def clip_probabilities(window_logits: np.ndarray) -> np.ndarray:

@@ -16,7 +16,7 @@ import ml_collections
 import numpy as np
 
 from asd_jax.base.errors import ConfigError
-from asd_jax.base.labels import LabelMap, parse_label_map
+from asd_jax.base.labels import LabelMap, parse_label_map, task_groups
 from asd_jax.data import dataset, splits
 from asd_jax.data.problems import Problems
 
@@ -40,6 +40,7 @@ class Clips:
     source: dataset.DecodedSource
     table: splits.ClipTable
     label_map: LabelMap
+    train_map: LabelMap | None  # finer training classes (data.train_classes), if any
     info: Any  # tfds.core.DatasetInfo: the dataset's name and where it lives
     skipped: list[dict[str, str]]  # what data.on_error=skip left out, building the dataset and here
 
@@ -52,9 +53,24 @@ def class_names(data: ml_collections.ConfigDict) -> tuple[str, ...]:
 def load_table(data: ml_collections.ConfigDict) -> Clips:
     """The one path from `config.data` to clips: dataset (built if needed) → label map → ClipTable."""
     label_map, problems = parse_label_map(data.classes), Problems(data.on_error)
+    train_map = parse_label_map(data.train_classes) if task_groups(data) else None
     source, info = dataset.load_source(data)
-    table = splits.ClipTable.from_source(source, label_map, origin=dataset.diagnosis_origin(data), problems=problems)
-    return Clips(source, table, label_map, info, dataset.skipped(info) + problems.skipped)
+    origin = dataset.diagnosis_origin(data)
+    table = splits.ClipTable.from_source(source, label_map, train_map=train_map, origin=origin, problems=problems)
+    if train_map is not None:
+        check_training_classes(table, train_map, origin)
+    return Clips(source, table, label_map, train_map, info, dataset.skipped(info) + problems.skipped)
+
+
+def check_training_classes(table: splits.ClipTable, train_map: LabelMap, origin: str) -> None:
+    """A training class without clips (e.g. data labelled LCS_HipOA trained as LCS and HipOA apart)
+    would be an output the model never learns."""
+    empty = [name for label, name in enumerate(train_map.class_names) if not (table.train_label == label).any()]
+    if empty:
+        raise ConfigError(
+            f"{origin}: no clip has a diagnosis of training class {', '.join(map(repr, empty))} of data.train_classes "
+            f"(diagnoses present: {', '.join(sorted(set(table.diagnosis)))}); set data.train_classes='' to train on data.classes"
+        )
 
 
 def prepare_fold(config: ml_collections.ConfigDict, workdir: Path | None) -> FoldData:

@@ -73,12 +73,12 @@ class TrainExamples:
 
     @functools.cached_property
     def epoch_length(self) -> int:
-        return len(epoch_rows(self.table.label, self.rows, self.data.sampling, np.random.default_rng(0)))
+        return len(epoch_rows(self.table.train_label, self.rows, self.data.sampling, np.random.default_rng(0)))
 
     @functools.lru_cache(maxsize=4)
     def epoch(self, index: int) -> np.ndarray:
         rng = np.random.default_rng([self.seed, 0, index])
-        return epoch_rows(self.table.label, self.rows, self.data.sampling, rng)
+        return epoch_rows(self.table.train_label, self.rows, self.data.sampling, rng)
 
     def __call__(self, position: int) -> dict[str, np.ndarray]:
         position = int(position)
@@ -103,7 +103,7 @@ class TrainExamples:
         return {
             "pose": pose,
             "prior": prior,
-            "label": np.int32(self.table.label[row]),
+            "label": np.int32(self.table.train_label[row]),  # the class the model is trained on
             "valid": np.float32(1.0),
         }
 

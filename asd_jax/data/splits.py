@@ -42,6 +42,7 @@ class ClipTable:
     patient_id: np.ndarray
     diagnosis: np.ndarray
     label: np.ndarray
+    train_label: np.ndarray  # the class the model is trained on (data.train_classes); = label by default
     num_frames: np.ndarray
     fps: np.ndarray
     class_names: tuple[str, ...] = ()  # of the labels; () for prediction, which has none
@@ -50,10 +51,13 @@ class ClipTable:
         return len(self.record)
 
     @classmethod
-    def from_source(cls, source: Any, label_map: LabelMap, *, origin: str = "the data", problems: Problems | None = None) -> ClipTable:
-        """The clips whose diagnosis takes part. A diagnosis `label_map` does not know is a
-        UserDataError naming `origin` (the file the diagnoses came from) and the clip, or, under
-        data.on_error=skip (`problems`), leaves its clip out."""
+    def from_source(
+        cls, source: Any, label_map: LabelMap, *, train_map: LabelMap | None = None, origin: str = "the data", problems: Problems | None = None
+    ) -> ClipTable:
+        """The clips whose diagnosis takes part. A diagnosis `label_map` (or `train_map`, the
+        training classes when they are finer) does not know is a UserDataError naming `origin`
+        (the file the diagnoses came from) and the clip, or, under data.on_error=skip
+        (`problems`), leaves its clip out."""
         problems = problems or Problems()
         columns: dict[str, list] = defaultdict(list)
         found = set()
@@ -61,13 +65,16 @@ class ClipTable:
             record = source[index]
             clip_id, diagnosis = record["clip_id"], record["diagnosis"]
             found.add(diagnosis)
+            field = "data.classes"
             try:
                 if not label_map.includes(diagnosis):
                     continue
+                field = "data.train_classes"
+                train_label = (train_map or label_map).label(diagnosis)
             except ConfigError as err:
-                problems.clip(UserDataError(origin, str(err), clip_id, kind="diagnosis not in data.classes"))
+                problems.clip(UserDataError(origin, str(err), clip_id, kind=f"diagnosis not in {field}"))
                 continue
-            cls._append(columns, index, record, label_map.label(diagnosis))
+            cls._append(columns, index, record, label_map.label(diagnosis), train_label)
         if not columns:
             left_out = len(problems.left_out())
             why = (
@@ -83,22 +90,23 @@ class ClipTable:
         """Every clip of `source`, diagnosed or not (labels are 0: nothing reads them)."""
         columns: dict[str, list] = defaultdict(list)
         for index in range(len(source)):
-            cls._append(columns, index, source[index], 0)
+            cls._append(columns, index, source[index], 0, 0)
         return cls._from_columns(columns, ())
 
     @staticmethod
-    def _append(columns: dict[str, list], index: int, record: dict[str, Any], label: int) -> None:
+    def _append(columns: dict[str, list], index: int, record: dict[str, Any], label: int, train_label: int) -> None:
         columns["record"].append(index)
         columns["clip_id"].append(record["clip_id"])
         columns["patient_id"].append(record["patient_id"])
         columns["diagnosis"].append(record["diagnosis"])
         columns["label"].append(label)
+        columns["train_label"].append(train_label)
         columns["num_frames"].append(record["pose"].shape[0])
         columns["fps"].append(float(record["fps"]))
 
     @classmethod
     def _from_columns(cls, columns: dict[str, list], class_names: tuple[str, ...]) -> ClipTable:
-        dtypes = {"record": np.int64, "label": np.int32, "num_frames": np.int64, "fps": np.float32}
+        dtypes = {"record": np.int64, "label": np.int32, "train_label": np.int32, "num_frames": np.int64, "fps": np.float32}
         return cls(**{k: np.asarray(v, dtypes.get(k, object)) for k, v in columns.items()}, class_names=class_names)
 
     def mixed_patients(self, column: str = "diagnosis") -> list[str]:

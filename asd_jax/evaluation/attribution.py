@@ -27,16 +27,19 @@ from flax import nnx
 from scipy.stats import spearmanr
 
 from asd_jax.base.skeleton import NUM_JOINTS, NUM_REGIONS, neutral_pose, region_membership
+from asd_jax.models import reported_logits
 
 Apply = Callable[[jax.Array, jax.Array], jax.Array]  # (pose [B, T, 17, 3], prior [B, 5]) -> logits [B, C]
 
 
 def model_apply(model: nnx.Module) -> Apply:
-    """A jitted, dropout-free forward pass of an NNX model: (pose, prior) -> logits."""
+    """A jitted, dropout-free forward pass of an NNX model: (pose, prior) -> logits of the
+    reported classes."""
     graphdef, state = nnx.split(model)
 
     def apply(pose: jax.Array, prior: jax.Array) -> jax.Array:
-        return nnx.merge(graphdef, state)(pose, prior).logits
+        module = nnx.merge(graphdef, state)
+        return reported_logits(module, module(pose, prior).logits)
 
     return jax.jit(apply)
 

@@ -80,23 +80,24 @@ def deep_model_explanations(
 
 def features_explanations(
     estimator, train_x: np.ndarray, train_y: np.ndarray, test_x: np.ndarray, test_y: np.ndarray, priors: np.ndarray,
-    class_names: tuple[str, ...], *, seed: int = 0,
+    class_names: tuple[str, ...], *, class_groups: tuple[int, ...] = (), seed: int = 0,
 ) -> dict[str, Any]:
     """Grouped permutation importance of the `features` baseline, per region and class; chance and
-    randomisation from the same estimator refitted on shuffled training labels."""
+    randomisation from the same estimator refitted on shuffled training labels (`train_y`: the
+    training classes, `class_groups` merging them into the reported ones of `test_y`)."""
     shuffled = clone(estimator).fit(train_x, np.random.default_rng(seed).permutation(train_y))
     groups = region_feature_groups()
     region_groups = {name: groups[name] for name in REGION_NAMES}
     region, single = {}, {}
     for name, model in (("trained", estimator), ("untrained", shuffled)):
         def log_prob(x: np.ndarray, model=model) -> np.ndarray:
-            return clip_log_probs(model, x, len(class_names))
+            return clip_log_probs(model, x, len(class_names), class_groups)
 
         drops = attribution.permutation_drops(log_prob, test_x, test_y, region_groups, seed=seed)  # region -> [N]
         region[name] = per_class_mean(np.stack(list(drops.values()), axis=1), test_y, len(class_names))
         columns = {str(i): [i] for i in range(test_x.shape[1])}
         single[name] = np.array(list(attribution.grouped_permutation(log_prob, test_x, test_y, columns, repeats=2, seed=seed).values()))
-    overall = attribution.grouped_permutation(lambda x: clip_log_probs(estimator, x, len(class_names)), test_x, test_y, groups, seed=seed)
+    overall = attribution.grouped_permutation(lambda x: clip_log_probs(estimator, x, len(class_names), class_groups), test_x, test_y, groups, seed=seed)
     return {
         "method": "grouped permutation importance: drop in mean log p(true class) when a region's features are shuffled across test clips",
         "mean_attribution": dict(zip(class_names, np.asarray(region["trained"], float).round(5).tolist())),

@@ -61,12 +61,12 @@ class WindowScorer:
 class FeatureScorer:
     """The `features` baseline: one "window" per clip, its log-probabilities as logits."""
 
-    def __init__(self, estimator, features, num_classes: int):
-        self.estimator, self.features, self.num_classes = estimator, features, num_classes
+    def __init__(self, estimator, features, num_classes: int, groups: tuple[int, ...] = ()):
+        self.estimator, self.features, self.num_classes, self.groups = estimator, features, num_classes, groups
 
     def windows(self, fold, rows: np.ndarray) -> dict[str, np.ndarray]:
         rows = np.asarray(rows)
-        logits = clip_log_probs(self.estimator, self.features.matrix(rows), self.num_classes)
+        logits = clip_log_probs(self.estimator, self.features.matrix(rows), self.num_classes, self.groups)
         return {"logits": logits.astype(np.float32), "clip_index": rows.astype(np.int32)}
 
 

@@ -14,6 +14,7 @@ import jax
 import ml_collections
 import numpy as np
 
+from asd_jax.base.labels import task_groups
 from asd_jax.data import folds, gait_params
 from asd_jax.data.gait_features import FeatureCache
 from asd_jax.evaluation import predict, report
@@ -30,7 +31,7 @@ def fit_fold(config: ml_collections.ConfigDict, workdir: Path, fold: folds.FoldD
     validate = predict.validator(config, fold)
     if config.model.name == FEATURES:
         cache = FeatureCache(fold.source, fold.table, config.data.fps)
-        scorer = lambda estimator: predict.FeatureScorer(estimator, cache, len(fold.class_names))  # noqa: E731
+        scorer = lambda estimator: predict.FeatureScorer(estimator, cache, len(fold.class_names), task_groups(config.data))  # noqa: E731
         fitted = fit_features.fit(config, workdir, fold, cache, lambda estimator: validate(scorer(estimator)), writer)
         return scorer(fitted.estimator), fitted.selected_step
     fitted = loop.fit(config, workdir, fold, lambda dp, state: validate(predict.WindowScorer(config, dp, state)), writer)
@@ -43,7 +44,7 @@ def restore_scorer(config: ml_collections.ConfigDict, workdir: Path, num_classes
     if config.model.name == FEATURES:
         fitted = fit_features.restore(workdir)
         cache = FeatureCache(target.source, target.table, config.data.fps)
-        return predict.FeatureScorer(fitted.estimator, cache, num_classes), fitted.selected_step
+        return predict.FeatureScorer(fitted.estimator, cache, num_classes, task_groups(config.data)), fitted.selected_step
     dp, state, step = setup.restore_selected(config, workdir, num_classes)
     return predict.WindowScorer(config, dp, state, progress=progress), step
 

@@ -13,8 +13,9 @@ from flax import nnx
 
 from asd_jax.base.architecture import model_kwargs
 from asd_jax.base.errors import ConfigError
+from asd_jax.base.labels import model_outputs, task_groups
 from asd_jax.models import cnn, crossattn, stgcn, vit_phasemix
-from asd_jax.models.output import ModelOutput
+from asd_jax.models.output import ModelOutput, reported_logits
 
 MODELS: dict[str, type[nnx.Module]] = {
     "crossattn": crossattn.CrossAttnModel,
@@ -24,7 +25,7 @@ MODELS: dict[str, type[nnx.Module]] = {
 }
 COMPUTE_DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
 
-__all__ = ["MODELS", "ModelOutput", "build_model", "compute_dtype"]
+__all__ = ["MODELS", "ModelOutput", "build_model", "compute_dtype", "reported_logits"]
 
 
 def compute_dtype(config: ml_collections.ConfigDict):
@@ -35,10 +36,18 @@ def compute_dtype(config: ml_collections.ConfigDict):
 
 
 def build_model(config: ml_collections.ConfigDict, num_classes: int, rngs: nnx.Rngs) -> nnx.Module:
-    """Instantiates `config.model.name` from the fields of `config.model`."""
+    """Instantiates `config.model.name` from the fields of `config.model`, for a task of
+    `num_classes` reported classes. Trained on finer classes (`data.train_classes`), its head has
+    one output per training class and `model.class_groups` (static) says how `reported_logits`
+    merges them."""
     name = config.model.name
     if name not in MODELS:
         raise ConfigError(f"model.name={name!r}: expected one of {', '.join(MODELS)}")
     model_class = MODELS[name]
+    groups = task_groups(config.data)
+    if groups and max(groups) + 1 != num_classes:
+        raise ConfigError(f"data.train_classes merges into {max(groups) + 1} classes, but the task has {num_classes}")
     kwargs = model_kwargs(config.model, model_class, supplied=("num_classes", "dtype", "rngs"))
-    return model_class(**kwargs, num_classes=num_classes, dtype=compute_dtype(config), rngs=rngs)
+    model = model_class(**kwargs, num_classes=model_outputs(config.data, num_classes), dtype=compute_dtype(config), rngs=rngs)
+    model.class_groups = groups
+    return model

@@ -18,6 +18,7 @@ from sklearn.impute import SimpleImputer
 from sklearn.pipeline import Pipeline
 
 from asd_jax.base.errors import ConfigError
+from asd_jax.base.preprocess import merge_class_logits
 
 FAMILIES = ("random_forest", "gradient_boosting")
 
@@ -72,8 +73,10 @@ def build_estimator(candidate: Candidate, model_config, seed: int) -> Pipeline:
     return Pipeline([("impute", SimpleImputer(strategy="median", keep_empty_features=True)), ("classify", estimator)])
 
 
-def clip_log_probs(estimator: Pipeline, features: np.ndarray, num_classes: int) -> np.ndarray:
-    """[N, classes] log-probabilities (a class the training side never saw gets ~0 probability)."""
-    probs = np.full((len(features), num_classes), 1e-6)
+def clip_log_probs(estimator: Pipeline, features: np.ndarray, num_classes: int, groups: tuple[int, ...] = ()) -> np.ndarray:
+    """[N, classes] log-probabilities of the `num_classes` reported classes (a class the training
+    side never saw gets ~0 probability); fitted on finer training classes (`groups`,
+    base.labels.class_groups), theirs are summed into the reported ones."""
+    probs = np.full((len(features), len(groups) or num_classes), 1e-6)
     probs[:, estimator.classes_] = np.maximum(estimator.predict_proba(features), 1e-6)
-    return np.log(probs / probs.sum(1, keepdims=True))
+    return merge_class_logits(np.log(probs / probs.sum(1, keepdims=True)), groups)

@@ -5,6 +5,9 @@ from __future__ import annotations
 from typing import NamedTuple
 
 import jax
+import jax.numpy as jnp
+
+from asd_jax.base.preprocess import merge_class_logits
 
 
 class ModelOutput(NamedTuple):
@@ -13,3 +16,9 @@ class ModelOutput(NamedTuple):
     logits: jax.Array
     attention: jax.Array | None
     aux_loss: jax.Array
+
+
+def reported_logits(model, logits: jax.Array) -> jax.Array:
+    """The logits of the classes a model reports: its own, or, trained on finer classes
+    (`build_model` sets `class_groups`), those merged into the reported ones."""
+    return merge_class_logits(logits, getattr(model, "class_groups", ()), xp=jnp)

@@ -25,6 +25,7 @@ from flax import nnx
 
 from asd_jax.base.errors import ConfigError
 from asd_jax.base.files import write_atomically
+from asd_jax.base.labels import task_groups
 from asd_jax.base.preprocess import normalize_pose, resample_fps
 from asd_jax.base.skeleton import REGION_NAMES
 from asd_jax.data import folds, gait_params
@@ -85,8 +86,8 @@ def explain_features(config: ml_collections.ConfigDict, workdir: Path, fold) -> 
     train, test = fold.split.train, fold.split.test
     priors = np.stack([np.asarray(fold.source[int(fold.table.record[r])]["prior"], np.float32) for r in test])
     payload = explanation_report.features_explanations(
-        fitted.estimator, cache.matrix(train), fold.table.label[train], cache.matrix(test), fold.table.label[test],
-        priors, fold.class_names, seed=config.seed,
+        fitted.estimator, cache.matrix(train), fold.table.train_label[train], cache.matrix(test), fold.table.label[test],
+        priors, fold.class_names, class_groups=task_groups(config.data), seed=config.seed,
     )
     return {"selected_step": fitted.selected_step, **payload}
 

@@ -23,6 +23,7 @@ from flax import nnx
 
 from asd_jax.base.errors import ParityError
 from asd_jax.base.files import atomic_path, write_atomically
+from asd_jax.base.labels import model_outputs, task_groups
 from asd_jax.base.skeleton import NUM_JOINTS, REGION_NAMES
 from asd_jax.data import folds, input_pipeline
 from asd_jax.models.variables import flat_state
@@ -110,7 +111,7 @@ def export_workdir(config: ml_collections.ConfigDict, workdir: Path) -> dict[str
     fold = folds.prepare_fold(config, workdir)
     model, step = setup.restore_model(config, workdir, len(fold.class_names))
     state_dict = convert.flax_to_torch(flat_state(nnx.state(model)))
-    twin = torch_twin(config, len(fold.class_names), state_dict)
+    twin = torch_twin(config, model_outputs(config.data, len(fold.class_names)), state_dict)
     sample = sample_windows(config, fold, fold.split.test)
     jax_logits = np.asarray(model(sample["pose"], sample["prior"]).logits)
     gap = float(np.abs(torch_logits(twin, sample["pose"], sample["prior"]) - jax_logits).max())
@@ -127,6 +128,8 @@ def export_workdir(config: ml_collections.ConfigDict, workdir: Path) -> dict[str
     summary = {
         "selected_step": step,
         "class_names": list(fold.class_names),
+        # trained on finer classes: the reported class of each logit (base.labels.class_groups)
+        "class_groups": list(task_groups(config.data)),
         "parity": {"windows": len(sample["pose"]), "max_abs_logit_diff_torch_vs_jax": gap, "max_abs_logit_diff_onnx_vs_torch": onnx_gap},
     }
     lengths = f"any multiple of {twin.window_multiple}" if twin.window_multiple else str(config.data.window)
@@ -139,7 +142,10 @@ def export_workdir(config: ml_collections.ConfigDict, workdir: Path) -> dict[str
             "prior": f"float32 [batch, {len(REGION_NAMES)}]: clinical attention prior over {list(REGION_NAMES)}",
             "window_multiple": twin.window_multiple,
         },
-        "output": "logits [batch, classes]; a clip: softmax of its windows' mean logits; a patient: the mean of its clips' probabilities",
+        "output": (
+            "logits [batch, training classes]; merged into class_names by class_groups (merge_class_logits) when it is not empty; "
+            "a clip: softmax of its windows' mean logits; a patient: the mean of its clips' probabilities"
+        ),
         "config": json.loads(config.to_json_best_effort()),
     }
     write_atomically(out / "config.json", json.dumps(manifest, indent=2))

@@ -33,7 +33,7 @@ from typing import Any
 
 import numpy as np
 
-from asd_jax.base.preprocess import clip_probabilities, clip_windows, mean_probabilities, stored_pose
+from asd_jax.base.preprocess import clip_probabilities, clip_windows, mean_probabilities, merge_class_logits, stored_pose
 from asd_jax.base.skeleton import NUM_JOINTS, NUM_REGIONS, REGION_NAMES, default_prior
 
 BACKENDS = ("torch", "onnx")
@@ -41,7 +41,8 @@ BACKENDS = ("torch", "onnx")
 
 @dataclasses.dataclass(frozen=True)
 class ClipPrediction:
-    """One clip's result: class probabilities (softmax of the mean window logits)."""
+    """One clip's result: class probabilities (softmax of the mean window logits, merged into the
+    reported classes when the model was trained on finer ones)."""
 
     class_names: tuple[str, ...]
     probabilities: np.ndarray
@@ -79,6 +80,7 @@ class Predictor:
         folder = Path(folder)
         manifest = json.loads((folder / "config.json").read_text())
         self.class_names: tuple[str, ...] = tuple(manifest["class_names"])
+        self.class_groups: tuple[int, ...] = tuple(manifest.get("class_groups", ()))  # bundles before it: none
         self.preprocessing: dict[str, Any] = manifest["preprocessing"]
         self.default_prior = default_prior(self.preprocessing["default_prior"])
         if backend == "torch":
@@ -93,7 +95,7 @@ class Predictor:
 
         from asd_jax.pytorch.twins import build_twin
 
-        model = build_twin(manifest["model"], len(self.class_names))
+        model = build_twin(manifest["model"], len(self.class_groups) or len(self.class_names))
         model.load_state_dict(torch.load(folder / "model.pt", map_location="cpu", weights_only=True))
 
         def logits(pose: np.ndarray, prior: np.ndarray) -> np.ndarray:
@@ -133,6 +135,7 @@ class Predictor:
         windows = self.windows(keypoints, scores, fps, img_shape)
         priors = np.repeat(prior_vector(prior, self.default_prior)[None], len(windows), axis=0)
         logits = np.concatenate([self._logits(windows[i : i + 64], priors[i : i + 64]) for i in range(0, len(windows), 64)])
+        logits = merge_class_logits(logits, self.class_groups)
         return ClipPrediction(self.class_names, clip_probabilities(logits), logits)
 
     def patient(self, clips: Sequence[ClipPrediction]) -> np.ndarray:

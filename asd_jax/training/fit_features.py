@@ -54,7 +54,7 @@ def fit(
         logging.info("restoring the fitted features model of %s", workdir)
         return restore(workdir)
     train = fold.split.train
-    x, y = features.matrix(train), fold.table.label[train]
+    x, y = features.matrix(train), fold.table.train_label[train]
     best: FittedFeatures | None = None
     best_score = -np.inf
     for index, candidate in enumerate(candidates(config.model)):

@@ -18,6 +18,7 @@ import optax
 from absl import logging
 from flax import nnx
 
+from asd_jax.base.labels import model_outputs
 from asd_jax.data.folds import FoldData
 from asd_jax.models import build_model
 from asd_jax.training import checkpointing, optim, steps
@@ -63,7 +64,7 @@ def fresh_parallel(
     graph: what training starts from, and what the benchmark (modes/bench.py) times."""
     optimizer = optim.make_optimizer(config.optim, config.train.num_steps)
     loss_config = steps.LossConfig(
-        num_classes=num_classes,
+        num_classes=model_outputs(config.data, num_classes),  # the training classes
         label_smoothing=config.optim.label_smoothing,
         class_weights=None if weights is None else jnp.asarray(weights, jnp.float32),
     )
@@ -74,8 +75,9 @@ def fresh_parallel(
 def setup_parallel_state(config: ml_collections.ConfigDict, fold: FoldData) -> tuple[DataParallel, Any, np.ndarray | None]:
     """The compiled steps, the initial placed train state for `fold`, and the class weights used."""
     num_classes = len(fold.class_names)
-    train_labels = fold.table.label[fold.split.train]
-    weights = optim.class_weights(config.optim.class_weights, np.bincount(train_labels, minlength=num_classes))
+    train_labels = fold.table.train_label[fold.split.train]
+    counts = np.bincount(train_labels, minlength=model_outputs(config.data, num_classes))
+    weights = optim.class_weights(config.optim.class_weights, counts)
     dp, host_state, _ = fresh_parallel(config, num_classes, weights)
     return dp, dp.put_state(host_state), weights
 

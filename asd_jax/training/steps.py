@@ -20,6 +20,7 @@ from flax import nnx
 from jax import lax
 
 from asd_jax.base.architecture import DATA_AXIS
+from asd_jax.models import reported_logits
 from asd_jax.training import optim
 
 
@@ -140,7 +141,8 @@ def ema_update(ema: Any, params: Any, step: jax.Array, decay: float) -> Any:
 def eval_step(
     state: TrainState, batch: dict[str, jax.Array], *, graphdef: nnx.GraphDef
 ) -> dict[str, jax.Array]:
-    """Forward pass without dropout; per-window outputs stay sharded like the batch.
+    """Forward pass without dropout; per-window logits of the reported classes (`reported_logits`),
+    sharded like the batch.
 
     The batch's `clip_index` and `valid` come back beside the logits so that gathered outputs
     of all processes stay aligned with the clips they belong to.
@@ -148,7 +150,7 @@ def eval_step(
     model = nnx.merge(graphdef, state.ema_params, state.model_state)
     out = model(batch["pose"], batch["prior"])
     outputs = {
-        "logits": out.logits.astype(jnp.float32),
+        "logits": reported_logits(model, out.logits.astype(jnp.float32)),
         "clip_index": batch["clip_index"],
         "valid": batch["valid"],
     }
