@@ -52,7 +52,8 @@ class ClipTable:
 
     @classmethod
     def from_source(
-        cls, source: Any, label_map: LabelMap, *, train_map: LabelMap | None = None, origin: str = "the data", problems: Problems | None = None
+        cls, source: Any, label_map: LabelMap, *, train_map: LabelMap | None = None, origin: str = "the data",
+        problems: Problems | None = None,
     ) -> ClipTable:
         """The clips whose diagnosis takes part. A diagnosis `label_map` (or `train_map`, the
         training classes when they are finer) does not know is a UserDataError naming `origin`

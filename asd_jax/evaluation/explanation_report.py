@@ -97,7 +97,9 @@ def features_explanations(
         region[name] = per_class_mean(np.stack(list(drops.values()), axis=1), test_y, len(class_names))
         columns = {str(i): [i] for i in range(test_x.shape[1])}
         single[name] = np.array(list(attribution.grouped_permutation(log_prob, test_x, test_y, columns, repeats=2, seed=seed).values()))
-    overall = attribution.grouped_permutation(lambda x: clip_log_probs(estimator, x, len(class_names), class_groups), test_x, test_y, groups, seed=seed)
+    overall = attribution.grouped_permutation(
+        lambda x: clip_log_probs(estimator, x, len(class_names), class_groups), test_x, test_y, groups, seed=seed
+    )
     return {
         "method": "grouped permutation importance: drop in mean log p(true class) when a region's features are shuffled across test clips",
         "mean_attribution": dict(zip(class_names, np.asarray(region["trained"], float).round(5).tolist())),
