@@ -52,8 +52,8 @@ class CrossAttnTwin(nn.Module):
         x = self.token_dropout(x + time_codes)
         per_joint = joint_inputs(pose, region_inputs(self.inputs))
         patched = per_joint.reshape(batch, num_patches, self.patch, NUM_JOINTS, per_joint.shape[-1])
-        joints = self.joint_embed(patched).mean(dim=2) + self.joint_position
-        regions = torch.einsum("rj,btjd->btrd", self.region_pool, joints) + self.region_embedding + time_codes[:, None]
+        pooled = torch.einsum("rj,btpjf->btrf", self.region_pool / self.patch, patched)  # as models/crossattn.py: pool, then embed
+        regions = self.joint_embed(pooled) + self.region_pool @ self.joint_position + self.region_embedding + time_codes[:, None]
         context = regions.reshape(batch, num_patches * NUM_REGIONS, self.dim)
         bias = torch.log(prior + PRIOR_EPS).repeat(1, num_patches) if self.use_prior else None
         for fusion, temporal in zip(self.fusion, self.temporal):
