@@ -42,3 +42,27 @@ def test_nonfinite_loss_keeps_the_last_good_params_and_is_reported():
     jax.tree.map(np.testing.assert_array_equal, jax.tree.map(np.asarray, state.params), good)
     with pytest.raises(NonFiniteLossError, match="non-finite loss at step 2"):
         loop._check_finite(dp, state)
+
+
+DROPOUT_BITS = """
+import sys, jax, numpy as np
+keys = jax.vmap(lambda i: jax.random.fold_in(jax.random.PRNGKey(7), i))(np.arange(8))
+masks = jax.jit(jax.vmap(lambda k: jax.random.bernoulli(k, 0.9, (24, 64))))(keys)
+np.save(sys.argv[1], np.asarray(masks))
+"""
+
+
+def test_threefry_unrolled_on_cpu_draws_the_bits_of_the_rolled_loop(tmp_path):
+    """steps.py installs JAX's unrolled Threefry lowering for CPU (training/threefry.py): no
+    `while` loop left in a step's random draws, and the same masks as a process without it."""
+    import subprocess
+    import sys
+
+    from asd_jax.training import threefry
+
+    assert threefry.unroll_on_cpu()
+    subprocess.run([sys.executable, "-c", DROPOUT_BITS, str(tmp_path / "rolled.npy")], check=True, env={"JAX_PLATFORMS": "cpu"})
+    keys = jax.vmap(lambda i: jax.random.fold_in(jax.random.PRNGKey(7), i))(np.arange(8))
+    draw = jax.jit(jax.vmap(lambda k: jax.random.bernoulli(k, 0.9, (24, 64))))
+    assert "while" not in draw.lower(keys).compile().as_text()
+    np.testing.assert_array_equal(np.asarray(draw(keys)), np.load(tmp_path / "rolled.npy"))

@@ -21,7 +21,9 @@ from jax import lax
 
 from asd_jax.base.architecture import DATA_AXIS
 from asd_jax.models import reported_logits
-from asd_jax.training import optim
+from asd_jax.training import optim, threefry
+
+threefry.unroll_on_cpu()  # the dropout keys' random bits, unrolled: same bits, faster on CPU
 
 
 @flax.struct.dataclass
