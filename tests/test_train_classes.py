@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from flax import nnx
 
-from asd_jax.base.errors import ConfigError
+from asd_jax.base.errors import ConfigError, UserDataError
 from asd_jax.base.labels import class_groups, parse_label_map
 from asd_jax.base.preprocess import merge_class_logits, softmax
 from asd_jax.data import input_pipeline, splits
@@ -59,13 +59,18 @@ def table_of(diagnoses: list[str], train_classes: str = APART) -> splits.ClipTab
         {"clip_id": f"c{i}", "patient_id": f"P{i}", "diagnosis": d, "pose": np.zeros((8, 17, 3), np.float32), "fps": 30.0}
         for i, d in enumerate(diagnoses)
     ]
-    return splits.ClipTable.from_source(records, parse_label_map("3"), train_map=parse_label_map(train_classes))
+    return splits.ClipTable.from_source(records, parse_label_map("3"), train_map=parse_label_map(train_classes, "data.train_classes"))
 
 
 def test_clips_carry_the_reported_label_and_the_training_label():
     table = table_of(["ASD", "HipOA", "LCS", "DHS", "normal"])
     assert table.label.tolist() == [0, 2, 2, 1]  # normal left out
     assert table.train_label.tolist() == [0, 3, 2, 1]
+
+
+def test_a_diagnosis_the_training_classes_do_not_name_is_one_error_naming_that_field():
+    with pytest.raises(UserDataError, match=r"clip 'c1': diagnosis 'LCS_HipOA' is not in the class mapping .*--config.data.train_classes"):
+        table_of(["ASD", "LCS_HipOA"], train_classes=APART)
 
 
 def test_a_training_class_without_clips_is_one_error_naming_it():

@@ -56,6 +56,7 @@ class LabelMap:
     class_names: tuple[str, ...]
     diagnosis_to_label: dict[str, int]
     excluded: frozenset[str] = frozenset()
+    field: str = "data.classes"  # the config field it came from, named in its errors
 
     @property
     def num_classes(self) -> int:
@@ -77,12 +78,11 @@ class LabelMap:
             prefix = f"{where}: " if where else ""
             raise ConfigError(
                 f"{prefix}diagnosis {diagnosis!r} is not in the class mapping (known: {known}); "
-                "set --config.data.classes to a preset (2, 3, 4) or 'diagnosis:class,...' "
-                "(and --config.data.train_classes, when it is set)"
+                f"set --config.{self.field} to a preset (2, 3, 4) or 'diagnosis:class,...'"
             ) from None
 
 
-def parse_label_map(spec: str) -> LabelMap:
+def parse_label_map(spec: str, field: str = "data.classes") -> LabelMap:
     """Builds a LabelMap from a preset name ('2', '3', '4') or a 'diagnosis:class,...' string."""
     spec = PRESETS.get(str(spec).strip(), str(spec))
     class_names: list[str] = []
@@ -102,7 +102,7 @@ def parse_label_map(spec: str) -> LabelMap:
         mapping[diagnosis] = class_names.index(class_name)
     if len(class_names) < 2:
         raise ConfigError(f"class mapping {spec!r} needs at least two classes")
-    return LabelMap(tuple(class_names), mapping, frozenset(excluded))
+    return LabelMap(tuple(class_names), mapping, frozenset(excluded), field)
 
 
 def class_groups(classes: str, train_classes: str = "") -> tuple[int, ...]:
@@ -113,7 +113,7 @@ def class_groups(classes: str, train_classes: str = "") -> tuple[int, ...]:
     must lie inside one reported class, so merging its probability is well defined."""
     if not str(train_classes).strip():
         return ()
-    reported, training = parse_label_map(classes), parse_label_map(train_classes)
+    reported, training = parse_label_map(classes), parse_label_map(train_classes, "data.train_classes")
     dropped = sorted(set(reported.diagnosis_to_label) & training.excluded)
     if dropped:
         raise ConfigError(f"data.train_classes leaves out {', '.join(map(repr, dropped))}, which data.classes={classes!r} reports")

@@ -53,7 +53,7 @@ def class_names(data: ml_collections.ConfigDict) -> tuple[str, ...]:
 def load_table(data: ml_collections.ConfigDict) -> Clips:
     """The one path from `config.data` to clips: dataset (built if needed) → label map → ClipTable."""
     label_map, problems = parse_label_map(data.classes), Problems(data.on_error)
-    train_map = parse_label_map(data.train_classes) if task_groups(data) else None
+    train_map = parse_label_map(data.train_classes, "data.train_classes") if task_groups(data) else None
     source, info = dataset.load_source(data)
     origin = dataset.diagnosis_origin(data)
     table = splits.ClipTable.from_source(source, label_map, train_map=train_map, origin=origin, problems=problems)
