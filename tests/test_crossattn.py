@@ -114,3 +114,26 @@ def test_overfits_one_small_batch():
     for _ in range(300):
         params, opt_state, loss = step(params, opt_state)
     assert float(loss) < 0.05
+
+
+def test_whole_clip_crossattn_never_reads_the_padded_tail():
+    """`model.mask_missing`: a clip padded with missing frames scores the same whatever fills the
+    masked patches' tokens and however long the padding is (no attention, pooling or alignment
+    reads them), while a model without the mask does read them."""
+    from configs import crossattn_clip_diagnoses
+
+    config = crossattn_clip_diagnoses.get_config("smoke")
+    config.data.train_classes = ""
+    model = build_model(config, 3, nnx.Rngs(0))
+    rng = np.random.default_rng(0)
+    walk = np.concatenate([rng.normal(size=(2, 16, 17, 2)), np.full((2, 16, 17, 1), 0.9)], -1).astype(np.float32)
+    prior = jnp.full((2, 5), 0.2)
+    short = np.concatenate([walk, np.zeros((2, 16, 17, 3), np.float32)], 1)  # 32 frames, the last 16 missing
+    longer = np.concatenate([walk, np.zeros((2, 32, 17, 3), np.float32)], 1)  # 48 frames, the last 32 missing
+    junk = short.copy()
+    junk[:, 16:, :, :2] = rng.normal(size=(2, 16, 17, 2))  # positions where nothing was seen (score 0)
+    out = model(jnp.asarray(short), prior)
+    np.testing.assert_allclose(np.asarray(model(jnp.asarray(longer), prior).logits), np.asarray(out.logits), atol=1e-5)
+    np.testing.assert_allclose(np.asarray(model(jnp.asarray(junk), prior).logits), np.asarray(out.logits), atol=1e-5)
+    model.mask_missing = False
+    assert np.abs(np.asarray(model(jnp.asarray(longer), prior).logits) - np.asarray(out.logits)).max() > 1e-3

@@ -26,7 +26,9 @@ from asd_jax.modes import export, import_weights
 from asd_jax.pytorch import convert
 from asd_jax.pytorch.twins import build_twin
 
-FAMILIES = ("crossattn", "cnn", "cnn_clip", "stgcn", "vit_phasemix", "crossattn_self_only", "crossattn_no_prior")
+FAMILIES = (
+    "crossattn", "cnn", "cnn_clip", "stgcn", "vit_phasemix", "crossattn_self_only", "crossattn_no_prior", "crossattn_clip_diagnoses",
+)
 TOLERANCE = {"atol": 1e-5, "rtol": 1e-5}
 
 
@@ -34,6 +36,7 @@ def smoke_config(name: str) -> ml_collections.ConfigDict:
     config = importlib.import_module(f"configs.{name}").get_config("smoke")
     if "sync_batch_norm" in config.model:
         config.model.sync_batch_norm = False  # no `data` axis outside the data-parallel step
+    config.data.train_classes = ""  # three logits, whatever classes the config trains on (tests/test_predict.py has four)
     return config
 
 
@@ -106,6 +109,17 @@ def test_flax_to_torch_to_flax_is_bitwise(name):
     assert back.keys() == flat.keys()
     for path in flat:
         assert back[path].dtype == flat[path].dtype and np.array_equal(back[path], flat[path]), path
+
+
+def test_padded_whole_clips_give_the_same_logits_in_torch():
+    """crossattn over whole clips masks the patches of a clip's missing tail: the twin must too."""
+    config = smoke_config("crossattn_clip_diagnoses")
+    model, flat = randomized_flax(config)
+    twin = export.torch_twin(config, 3, convert.flax_to_torch(flat))
+    pose, prior = inputs(config.data.window)
+    pose[:2, -12:] = 0.0  # two clips end 12 frames early: padded with frames where nothing was seen
+    flax_logits, torch_logits = logits_of(model, twin, pose, prior)
+    np.testing.assert_allclose(torch_logits, flax_logits, **TOLERANCE)
 
 
 @pytest.mark.parametrize("name", ("crossattn", "cnn", "stgcn", "vit_phasemix"))

@@ -15,14 +15,30 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
-from asd_jax.base.architecture import PRIOR_EPS, input_channels, region_inputs, sinusoidal_positions
+from asd_jax.base.architecture import MASKED, PRIOR_EPS, input_channels, region_inputs, sinusoidal_positions
 from asd_jax.base.errors import ConfigError
-from asd_jax.base.skeleton import NUM_JOINTS, NUM_REGIONS, region_membership
+from asd_jax.base.skeleton import MIN_SCORE, NUM_JOINTS, NUM_REGIONS, region_membership
 from asd_jax.models.inputs import joint_inputs, model_inputs
 from asd_jax.models.layers import Block, ExampleDropout
 from asd_jax.models.output import ModelOutput
 
 ENCODERS = ("patch", "conv")  # pose tokens: one linear map of each patch, or a temporal conv then patching
+
+
+def patch_presence(pose: jax.Array, patch: int) -> jax.Array:
+    """[B, T'] 1.0 for a patch in which some joint was seen, else 0.0 (a padded stretch)."""
+    seen = (pose[..., 2] >= MIN_SCORE).any(axis=-1)  # [B, T]
+    return seen.reshape(seen.shape[0], -1, patch).any(axis=-1).astype(jnp.float32)
+
+
+def mean_over_time(x: jax.Array, weight: jax.Array | None, axis: int) -> jax.Array:
+    """The mean over the time axis of x, or over the patches of `weight` [B, T'] 1 only."""
+    if weight is None:
+        return x.mean(axis=axis)
+    shape = [1] * x.ndim
+    shape[0], shape[axis] = weight.shape
+    w = weight.reshape(shape).astype(x.dtype)
+    return (x * w).sum(axis=axis) / jnp.maximum(w.sum(axis=axis), 1.0)
 
 
 class CrossAttnModel(nnx.Module):
@@ -42,6 +58,7 @@ class CrossAttnModel(nnx.Module):
         inputs: str = "joints",
         encoder: str = "patch",
         kernel: int = 9,
+        mask_missing: bool = False,
         dtype=jnp.float32,
         rngs: nnx.Rngs,
     ):
@@ -49,6 +66,7 @@ class CrossAttnModel(nnx.Module):
             raise ConfigError(f"model.encoder={encoder!r}: expected one of {ENCODERS}")
         self.patch, self.dim, self.inputs, self.encoder = patch, dim, inputs, encoder
         self.use_prior, self.cross_attention, self.align_weight = use_prior, cross_attention, align_weight
+        self.mask_missing = mask_missing
         self.dtype = dtype
         linear = lambda i, o: nnx.Linear(i, o, dtype=dtype, param_dtype=jnp.float32, rngs=rngs)  # noqa: E731
         per_joint, per_frame = input_channels(inputs)
@@ -106,10 +124,15 @@ class CrossAttnModel(nnx.Module):
         batch, num_patches = x.shape[:2]
         x = self.token_dropout(x, dropout_keys)
         context = regions.reshape(batch, num_patches * NUM_REGIONS, self.dim)
-        bias = None
+        bias, time_bias, weight = None, None, None
+        if self.mask_missing:  # whole clips padded with missing frames: no token of them is read
+            weight = patch_presence(pose, self.patch)  # [B, T']
+            time_bias = jnp.where(weight > 0, 0.0, MASKED)
+            bias = jnp.repeat(time_bias, NUM_REGIONS, axis=1)
         if self.use_prior:
             log_prior = jnp.log(prior.astype(jnp.float32) + PRIOR_EPS)  # [B, R]
-            bias = jnp.tile(log_prior, (1, num_patches))  # keys are ordered (time, region)
+            prior_bias = jnp.tile(log_prior, (1, num_patches))  # keys are ordered (time, region)
+            bias = prior_bias if bias is None else prior_bias + bias
         region_mass = []
         for fusion, temporal in zip(self.fusion, self.temporal):
             if self.cross_attention:
@@ -117,15 +140,15 @@ class CrossAttnModel(nnx.Module):
                 per_key = weights.mean(axis=1).reshape(batch, num_patches, num_patches, NUM_REGIONS)
                 region_mass.append(per_key.sum(axis=2))  # [B, T'(query), R]
             else:
-                x, _ = fusion(x, dropout_keys=dropout_keys)
-            x, _ = temporal(x, dropout_keys=dropout_keys)
-        logits = self.head(self.norm(x).mean(axis=1)).astype(jnp.float32)
+                x, _ = fusion(x, bias=time_bias, dropout_keys=dropout_keys)
+            x, _ = temporal(x, bias=time_bias, dropout_keys=dropout_keys)
+        logits = self.head(mean_over_time(self.norm(x), weight, axis=1)).astype(jnp.float32)
         if not region_mass:
             return ModelOutput(logits, None, jnp.zeros((), jnp.float32))
         attention = jnp.stack(region_mass).mean(axis=0).transpose(0, 2, 1)  # [B, R, T']
         aux_loss = jnp.zeros((), jnp.float32)
         if self.align_weight:
-            mass = attention.mean(axis=-1)
+            mass = mean_over_time(attention, weight, axis=-1)  # [B, R], over the present patches
             target = prior.astype(jnp.float32)
             kl = jnp.sum(target * (jnp.log(target + PRIOR_EPS) - jnp.log(mass + PRIOR_EPS)), axis=-1)
             aux_loss = self.align_weight * kl.mean()

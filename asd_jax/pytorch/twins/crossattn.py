@@ -6,20 +6,20 @@ import numpy as np
 import torch
 from torch import nn
 
-from asd_jax.base.architecture import PRIOR_EPS, input_channels, region_inputs
-from asd_jax.base.skeleton import NUM_JOINTS, NUM_REGIONS, region_membership
+from asd_jax.base.architecture import MASKED, PRIOR_EPS, input_channels, region_inputs
+from asd_jax.base.skeleton import MIN_SCORE, NUM_JOINTS, NUM_REGIONS, region_membership
 from asd_jax.pytorch.twins.layers import LAYER_NORM_EPS, Block, conv_time, gelu, joint_inputs, model_inputs, positions
 
 
 class CrossAttnTwin(nn.Module):
     def __init__(self, *, num_classes: int, dim: int, num_heads: int, depth: int, patch: int, mlp_ratio: int,
                  dropout: float, use_prior: bool, cross_attention: bool, align_weight: float = 0.0,
-                 inputs: str = "joints", encoder: str = "patch", kernel: int = 9):
+                 inputs: str = "joints", encoder: str = "patch", kernel: int = 9, mask_missing: bool = False):
         super().__init__()
         del align_weight  # a training loss of the Flax model; inference does not use it
         self.patch, self.dim, self.use_prior, self.cross_attention = patch, dim, use_prior, cross_attention
         self.window_multiple = patch  # window lengths an exported graph takes: whole patches
-        self.inputs, self.encoder = inputs, encoder
+        self.inputs, self.encoder, self.mask_missing = inputs, encoder, mask_missing
         per_joint, per_frame = input_channels(inputs)
         frame_channels = NUM_JOINTS * per_joint + per_frame
         if encoder == "patch":
@@ -55,8 +55,19 @@ class CrossAttnTwin(nn.Module):
         pooled = torch.einsum("rj,btpjf->btrf", self.region_pool / self.patch, patched)  # as models/crossattn.py: pool, then embed
         regions = self.joint_embed(pooled) + self.region_pool @ self.joint_position + self.region_embedding + time_codes[:, None]
         context = regions.reshape(batch, num_patches * NUM_REGIONS, self.dim)
-        bias = torch.log(prior + PRIOR_EPS).repeat(1, num_patches) if self.use_prior else None
+        bias, time_bias, weight = None, None, None
+        if self.mask_missing:  # as models/crossattn.py: padded patches are never read
+            seen = (pose[..., 2] >= MIN_SCORE).any(dim=-1)
+            weight = seen.reshape(batch, num_patches, self.patch).any(dim=-1).float()
+            time_bias = torch.where(weight > 0, 0.0, MASKED)
+            bias = time_bias.repeat_interleave(NUM_REGIONS, dim=1)
+        if self.use_prior:
+            prior_bias = torch.log(prior + PRIOR_EPS).repeat(1, num_patches)
+            bias = prior_bias if bias is None else prior_bias + bias
         for fusion, temporal in zip(self.fusion, self.temporal):
-            x = fusion(x, context, bias) if self.cross_attention else fusion(x)
-            x = temporal(x)
-        return self.head(self.norm(x).mean(dim=1))
+            x = fusion(x, context, bias) if self.cross_attention else fusion(x, bias=time_bias)
+            x = temporal(x, bias=time_bias)
+        x = self.norm(x)
+        if weight is None:
+            return self.head(x.mean(dim=1))
+        return self.head((x * weight[..., None]).sum(dim=1) / weight.sum(dim=1, keepdim=True).clamp(min=1.0))
