@@ -45,3 +45,18 @@ def test_options_of_the_command_line():
 def test_unknown_family_is_refused_before_any_work(tmp_path):
     with pytest.raises(bench.UserError, match="unknown families"):
         bench.run_bench(bench.BenchOptions(families=("resnet",), out=tmp_path))
+
+
+def test_the_profile_lists_the_steps_costliest_ops_with_their_hlo(tmp_path):
+    """`--profile`: the traced step's ops, each an instruction of the compiled step's HLO, in
+    descending time, and the trace itself for Perfetto."""
+    options = bench.parse_options(["--tiny", "--families=cnn", "--profile", f"--out={tmp_path}"])
+    results = bench.run_bench(options)
+    ops = results["cnn"]["ops"]
+    written = json.loads((tmp_path / "profile_cnn.json").read_text())
+    assert written["ops"] == ops and 0 < len(ops) <= 15
+    times = [op["ms_per_step"] for op in ops]
+    assert times == sorted(times, reverse=True) and times[0] > 0
+    assert all(op["hlo"].startswith(f"%{op['op']} = ") for op in ops)  # every row names an op of the step
+    assert any(op["op"].startswith(("convolution", "conv_general_dilated")) for op in ops)  # a CNN's step convolves
+    assert list((tmp_path / "profile" / "cnn").rglob("*.trace.json.gz"))

@@ -3,6 +3,7 @@ r"""`--mode=bench`: the project's JAX train step against its PyTorch twin, side 
     python -m asd_jax.bench                       # every family at default sizes, writes ./bench.json
     python -m asd_jax.bench --tiny --out /tmp/b   # seconds: smoke models, 2 timed steps, small windows
     python launch.py --mode=bench [--out folder]  # the default run
+    python -m asd_jax.bench --profile --families=crossattn --steps=5   # where its step's time goes, op by op
 
 For each model family (configs/<family>.py) it times
 - the real JAX train step (training/setup.py → DataParallel: jit(shard_map(steps.train_step)),
@@ -41,7 +42,7 @@ import numpy as np
 from asd_jax.base.errors import UserError
 from asd_jax.data import folds, input_pipeline
 from asd_jax.evaluation import report
-from asd_jax.modes import bench_torch, compare
+from asd_jax.modes import bench_profile, bench_torch, compare
 from asd_jax.training import setup
 
 FAMILIES = ("crossattn", "cnn", "stgcn", "vit_phasemix")
@@ -64,6 +65,7 @@ class BenchOptions:
     threads: int = 0  # 0: every core the process may use
     variant: str | None = None  # config variant of every family ('smoke' under --tiny)
     out: Path = Path(".")
+    profile: bool = False  # instead of timing: trace each family's step op by op (bench_profile.py)
 
 
 TINY = dict(batch=8, window=32, steps=2, warmup=1, windows=(32, 64), window_steps=1, pipeline_batches=2, variant="smoke")
@@ -215,12 +217,29 @@ def machine(threads: int) -> dict[str, Any]:
             "xla_flags": os.environ.get("XLA_FLAGS", ""), "load_average_at_start": os.getloadavg()}
 
 
+def run_profile(options: BenchOptions) -> dict[str, Any]:
+    """`--profile`: each family's train step traced op by op; prints and writes the op tables."""
+    results = {}
+    for family in options.families:
+        config = family_config(family, options, options.window)
+        num_classes = len(folds.class_names(config.data))
+        progress(f"{family}: tracing {options.steps} JAX train steps")
+        batch = random_batch(config, options.batch, num_classes)
+        results[family] = bench_profile.profile_family(family, config, batch, num_classes, options.steps, options.warmup, options.out)
+        print(bench_profile.markdown(results[family]) + "\n")
+    return results
+
+
 def run_bench(options: BenchOptions) -> dict[str, Any]:
-    """Runs every measurement, prints the tables and writes `<out>/bench.json`."""
+    """Runs every measurement, prints the tables and writes `<out>/bench.json` (or, with
+    `options.profile`, the op tables of `run_profile`)."""
     unknown = sorted(set(options.families) - set(FAMILIES))
     if unknown:
         raise UserError(f"unknown families {unknown}; expected some of {', '.join(FAMILIES)}")
     threads = pin_threads(options.threads)  # before the first JAX computation
+    if options.profile:
+        options.out.mkdir(parents=True, exist_ok=True)
+        return run_profile(options)
     results: dict[str, Any] = {"machine": machine(threads), "options": {**dataclasses.asdict(options), "out": str(options.out)}}
     results["pipeline"] = bench_pipeline(options.families[0], options)
     results["families"] = {}
@@ -271,6 +290,7 @@ def parse_options(argv: list[str] | None = None) -> BenchOptions:
     parser.add_argument("--threads", type=int, help="cores to pin to (default: all this process may use)")
     parser.add_argument("--no-torch-compile", action="store_true", help="skip the torch.compile column")
     parser.add_argument("--out", type=Path, default=Path("."), help=f"folder for {BENCH_FILE}")
+    parser.add_argument("--profile", action="store_true", help="trace each family's train step and print its costliest XLA ops")
     args = parser.parse_args(argv)
     fields: dict[str, Any] = dict(TINY) if args.tiny else {}
     if args.families:
@@ -280,7 +300,7 @@ def parse_options(argv: list[str] | None = None) -> BenchOptions:
     for name in ("batch", "steps", "threads"):
         if getattr(args, name) is not None:
             fields[name] = getattr(args, name)
-    return BenchOptions(**fields, torch_compile=not args.no_torch_compile, out=args.out)
+    return BenchOptions(**fields, torch_compile=not args.no_torch_compile, out=args.out, profile=args.profile)
 
 
 def main(argv: list[str] | None = None) -> None:
