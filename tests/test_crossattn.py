@@ -116,7 +116,8 @@ def test_overfits_one_small_batch():
     assert float(loss) < 0.05
 
 
-def test_whole_clip_crossattn_never_reads_the_padded_tail():
+@pytest.mark.parametrize("pooling", ["mean", "stats"])
+def test_whole_clip_crossattn_never_reads_the_padded_tail(pooling):
     """`model.mask_missing`: a clip padded with missing frames scores the same whatever fills the
     masked patches' tokens and however long the padding is (no attention, pooling or alignment
     reads them), while a model without the mask does read them."""
@@ -124,6 +125,7 @@ def test_whole_clip_crossattn_never_reads_the_padded_tail():
 
     config = crossattn_clip_diagnoses.get_config("smoke")
     config.data.train_classes = ""
+    config.model.pooling = pooling
     model = build_model(config, 3, nnx.Rngs(0))
     rng = np.random.default_rng(0)
     walk = np.concatenate([rng.normal(size=(2, 16, 17, 2)), np.full((2, 16, 17, 1), 0.9)], -1).astype(np.float32)
@@ -137,3 +139,14 @@ def test_whole_clip_crossattn_never_reads_the_padded_tail():
     np.testing.assert_allclose(np.asarray(model(jnp.asarray(junk), prior).logits), np.asarray(out.logits), atol=1e-5)
     model.mask_missing = False
     assert np.abs(np.asarray(model(jnp.asarray(longer), prior).logits) - np.asarray(out.logits)).max() > 1e-3
+
+
+def test_stats_pooling_sees_drift_and_an_unknown_pooling_is_one_error():
+    """`model.pooling='stats'`: the head reads mean, spread and drift of the tokens, 3x the width."""
+    from asd_jax.base.errors import ConfigError
+
+    config = tiny_config(pooling="stats")
+    model = build_model(config, 3, nnx.Rngs(0))
+    assert model.head.kernel.shape == (3 * config.model.dim, 3)
+    with pytest.raises(ConfigError, match=r"model.pooling='max': expected one of \('mean', 'stats'\)"):
+        build_model(tiny_config(pooling="max"), 3, nnx.Rngs(0))

@@ -111,9 +111,12 @@ def test_flax_to_torch_to_flax_is_bitwise(name):
         assert back[path].dtype == flat[path].dtype and np.array_equal(back[path], flat[path]), path
 
 
-def test_padded_whole_clips_give_the_same_logits_in_torch():
-    """crossattn over whole clips masks the patches of a clip's missing tail: the twin must too."""
+@pytest.mark.parametrize("pooling", ["mean", "stats"])
+def test_padded_whole_clips_give_the_same_logits_in_torch(pooling):
+    """crossattn over whole clips masks the patches of a clip's missing tail: the twin must too,
+    whether the head reads their mean or their mean, spread and drift."""
     config = smoke_config("crossattn_clip_diagnoses")
+    config.model.pooling = pooling
     model, flat = randomized_flax(config)
     twin = export.torch_twin(config, 3, convert.flax_to_torch(flat))
     pose, prior = inputs(config.data.window)

@@ -17,11 +17,11 @@ from asd_jax.base.errors import ConfigError, RunStateError
 from asd_jax.base.labels import parse_label_map
 from asd_jax.data import input_pipeline, splits, transforms
 from asd_jax.models import build_model
-from asd_jax.models.cnn import pool_time
+from asd_jax.models.layers import pool_time
 from asd_jax.models.variables import flat_state
 from asd_jax.modes import export
 from asd_jax.pytorch import convert
-from asd_jax.pytorch.twins.cnn import pool_time as torch_pool_time
+from asd_jax.pytorch.twins.layers import pool_time as torch_pool_time
 from asd_jax.training import checkpointing
 
 

@@ -10,28 +10,8 @@ from asd_jax.base.architecture import input_channels
 from asd_jax.base.errors import ConfigError
 from asd_jax.base.skeleton import MIN_SCORE, NUM_JOINTS
 from asd_jax.models.inputs import model_inputs
-from asd_jax.models.layers import ExampleDropout
+from asd_jax.models.layers import POOLINGS, ExampleDropout, pool_time
 from asd_jax.models.output import ModelOutput
-
-POOLINGS = ("mean", "stats")
-
-
-def pool_time(x: jax.Array, pooling: str, present: jax.Array) -> jax.Array:
-    """[B, T, D] -> [B, D] mean over time, or [B, 3D] mean, std and last third minus first third
-    ("stats"): a convolution is blind to where in the clip it is, so without the drift term it
-    cannot see a lean that grows over the walk. Only frames where some joint was seen (`present`,
-    [B, T]) count, so a whole-clip window padded with missing frames pools over the walk alone."""
-    weight = present[..., None].astype(x.dtype)
-    count = jnp.maximum(weight.sum(axis=1, keepdims=True), 1)  # [B, 1, 1]
-    mean = (weight * x).sum(axis=1, keepdims=True) / count
-    if pooling == "mean":
-        return mean[:, 0]
-    std = jnp.sqrt((weight * (x - mean) ** 2).sum(axis=1, keepdims=True) / count)
-    rank = jnp.cumsum(weight, axis=1) - weight  # of each present frame among them, from 0
-    third = jnp.maximum(jnp.floor(count / 3), 1)
-    first, last = weight * (rank < third), weight * (rank >= count - third)
-    drift = ((last - first) * x).sum(axis=1, keepdims=True) / third
-    return jnp.concatenate([mean, std, drift], axis=-1)[:, 0]
 
 
 class TemporalCNN(nnx.Module):

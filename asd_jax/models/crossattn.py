@@ -19,7 +19,7 @@ from asd_jax.base.architecture import MASKED, PRIOR_EPS, input_channels, region_
 from asd_jax.base.errors import ConfigError
 from asd_jax.base.skeleton import MIN_SCORE, NUM_JOINTS, NUM_REGIONS, region_membership
 from asd_jax.models.inputs import joint_inputs, model_inputs
-from asd_jax.models.layers import Block, ExampleDropout
+from asd_jax.models.layers import POOLINGS, Block, ExampleDropout, pool_time
 from asd_jax.models.output import ModelOutput
 
 ENCODERS = ("patch", "conv")  # pose tokens: one linear map of each patch, or a temporal conv then patching
@@ -59,14 +59,17 @@ class CrossAttnModel(nnx.Module):
         encoder: str = "patch",
         kernel: int = 9,
         mask_missing: bool = False,
+        pooling: str = "mean",
         dtype=jnp.float32,
         rngs: nnx.Rngs,
     ):
         if encoder not in ENCODERS:
             raise ConfigError(f"model.encoder={encoder!r}: expected one of {ENCODERS}")
+        if pooling not in POOLINGS:
+            raise ConfigError(f"model.pooling={pooling!r}: expected one of {POOLINGS}")
         self.patch, self.dim, self.inputs, self.encoder = patch, dim, inputs, encoder
         self.use_prior, self.cross_attention, self.align_weight = use_prior, cross_attention, align_weight
-        self.mask_missing = mask_missing
+        self.mask_missing, self.pooling = mask_missing, pooling
         self.dtype = dtype
         linear = lambda i, o: nnx.Linear(i, o, dtype=dtype, param_dtype=jnp.float32, rngs=rngs)  # noqa: E731
         per_joint, per_frame = input_channels(inputs)
@@ -89,7 +92,7 @@ class CrossAttnModel(nnx.Module):
         )
         self.token_dropout = ExampleDropout(dropout, 4 * depth + 1)
         self.norm = nnx.LayerNorm(dim, dtype=dtype, param_dtype=jnp.float32, rngs=rngs)
-        self.head = linear(dim, num_classes)
+        self.head = linear(dim * (3 if pooling == "stats" else 1), num_classes)
 
     def tokens(self, pose: jax.Array) -> tuple[jax.Array, jax.Array]:
         """Pose tokens [B, T', D] and region tokens [B, T', R, D]."""
@@ -119,6 +122,14 @@ class CrossAttnModel(nnx.Module):
         regions = regions + self.region_embedding[...].astype(self.dtype) + time_codes[:, None, :]
         return pose_tokens, regions
 
+    def pool(self, x: jax.Array, weight: jax.Array | None) -> jax.Array:
+        """[B, T', D] -> the head's input: the mean over the present patches, or with pooling 'stats'
+        their mean, spread and drift (`layers.pool_time`), what lifted the whole-clip CNN."""
+        if self.pooling == "mean":
+            return mean_over_time(x, weight, axis=1)
+        present = jnp.ones(x.shape[:2], bool) if weight is None else weight > 0
+        return pool_time(x, self.pooling, present)
+
     def __call__(self, pose: jax.Array, prior: jax.Array, *, dropout_keys: jax.Array | None = None) -> ModelOutput:
         x, regions = self.tokens(pose)
         batch, num_patches = x.shape[:2]
@@ -142,7 +153,7 @@ class CrossAttnModel(nnx.Module):
             else:
                 x, _ = fusion(x, bias=time_bias, dropout_keys=dropout_keys)
             x, _ = temporal(x, bias=time_bias, dropout_keys=dropout_keys)
-        logits = self.head(mean_over_time(self.norm(x), weight, axis=1)).astype(jnp.float32)
+        logits = self.head(self.pool(self.norm(x), weight)).astype(jnp.float32)
         if not region_mass:
             return ModelOutput(logits, None, jnp.zeros((), jnp.float32))
         attention = jnp.stack(region_mass).mean(axis=0).transpose(0, 2, 1)  # [B, R, T']

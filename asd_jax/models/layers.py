@@ -1,4 +1,4 @@
-"""Reusable NNX blocks: attention with a logit bias, pre-norm blocks, per-example dropout."""
+"""Reusable NNX blocks: attention with a logit bias, pre-norm blocks, per-example dropout, pooling over time."""
 
 from __future__ import annotations
 
@@ -6,6 +6,26 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from flax import nnx
+
+POOLINGS = ("mean", "stats")
+
+
+def pool_time(x: jax.Array, pooling: str, present: jax.Array) -> jax.Array:
+    """[B, T, D] -> [B, D] mean over time, or [B, 3D] mean, std and last third minus first third
+    ("stats"): a convolution is blind to where in the clip it is, so without the drift term it
+    cannot see a lean that grows over the walk. Only frames where some joint was seen (`present`,
+    [B, T]) count, so a whole-clip window padded with missing frames pools over the walk alone."""
+    weight = present[..., None].astype(x.dtype)
+    count = jnp.maximum(weight.sum(axis=1, keepdims=True), 1)  # [B, 1, 1]
+    mean = (weight * x).sum(axis=1, keepdims=True) / count
+    if pooling == "mean":
+        return mean[:, 0]
+    std = jnp.sqrt((weight * (x - mean) ** 2).sum(axis=1, keepdims=True) / count)
+    rank = jnp.cumsum(weight, axis=1) - weight  # of each present frame among them, from 0
+    third = jnp.maximum(jnp.floor(count / 3), 1)
+    first, last = weight * (rank < third), weight * (rank >= count - third)
+    drift = ((last - first) * x).sum(axis=1, keepdims=True) / third
+    return jnp.concatenate([mean, std, drift], axis=-1)[:, 0]
 
 
 class ExampleDropout(nnx.Module):

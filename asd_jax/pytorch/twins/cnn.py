@@ -7,22 +7,7 @@ from torch import nn
 
 from asd_jax.base.architecture import input_channels
 from asd_jax.base.skeleton import MIN_SCORE, NUM_JOINTS
-from asd_jax.pytorch.twins.layers import LAYER_NORM_EPS, conv_time, gelu, model_inputs
-
-
-def pool_time(x: torch.Tensor, pooling: str, present: torch.Tensor) -> torch.Tensor:
-    """asd_jax.models.cnn.pool_time in torch: over the frames where some joint was seen."""
-    weight = present[..., None].to(x.dtype)
-    count = weight.sum(dim=1, keepdim=True).clamp(min=1)
-    mean = (weight * x).sum(dim=1, keepdim=True) / count
-    if pooling == "mean":
-        return mean[:, 0]
-    std = torch.sqrt((weight * (x - mean) ** 2).sum(dim=1, keepdim=True) / count)
-    rank = torch.cumsum(weight, dim=1) - weight
-    third = torch.floor(count / 3).clamp(min=1)
-    first, last = weight * (rank < third).to(x.dtype), weight * (rank >= count - third).to(x.dtype)
-    drift = ((last - first) * x).sum(dim=1, keepdim=True) / third
-    return torch.cat([mean, std, drift], dim=-1)[:, 0]
+from asd_jax.pytorch.twins.layers import LAYER_NORM_EPS, conv_time, gelu, model_inputs, pool_time
 
 
 class TemporalCNNTwin(nn.Module):

@@ -8,18 +8,19 @@ from torch import nn
 
 from asd_jax.base.architecture import MASKED, PRIOR_EPS, input_channels, region_inputs
 from asd_jax.base.skeleton import MIN_SCORE, NUM_JOINTS, NUM_REGIONS, region_membership
-from asd_jax.pytorch.twins.layers import LAYER_NORM_EPS, Block, conv_time, gelu, joint_inputs, model_inputs, positions
+from asd_jax.pytorch.twins.layers import LAYER_NORM_EPS, Block, conv_time, gelu, joint_inputs, model_inputs, pool_time, positions
 
 
 class CrossAttnTwin(nn.Module):
     def __init__(self, *, num_classes: int, dim: int, num_heads: int, depth: int, patch: int, mlp_ratio: int,
                  dropout: float, use_prior: bool, cross_attention: bool, align_weight: float = 0.0,
-                 inputs: str = "joints", encoder: str = "patch", kernel: int = 9, mask_missing: bool = False):
+                 inputs: str = "joints", encoder: str = "patch", kernel: int = 9, mask_missing: bool = False,
+                 pooling: str = "mean"):
         super().__init__()
         del align_weight  # a training loss of the Flax model; inference does not use it
         self.patch, self.dim, self.use_prior, self.cross_attention = patch, dim, use_prior, cross_attention
         self.window_multiple = patch  # window lengths an exported graph takes: whole patches
-        self.inputs, self.encoder, self.mask_missing = inputs, encoder, mask_missing
+        self.inputs, self.encoder, self.mask_missing, self.pooling = inputs, encoder, mask_missing, pooling
         per_joint, per_frame = input_channels(inputs)
         frame_channels = NUM_JOINTS * per_joint + per_frame
         if encoder == "patch":
@@ -35,7 +36,7 @@ class CrossAttnTwin(nn.Module):
         self.temporal = nn.ModuleList([Block(dim, num_heads, mlp_ratio, dropout) for _ in range(depth)])
         self.token_dropout = nn.Dropout(dropout)
         self.norm = nn.LayerNorm(dim, eps=LAYER_NORM_EPS)
-        self.head = nn.Linear(dim, num_classes)
+        self.head = nn.Linear(dim * (3 if pooling == "stats" else 1), num_classes)
         membership = region_membership()
         pool = torch.from_numpy((membership / membership.sum(1, keepdims=True)).astype(np.float32))
         self.register_buffer("region_pool", pool, persistent=False)
@@ -68,6 +69,9 @@ class CrossAttnTwin(nn.Module):
             x = fusion(x, context, bias) if self.cross_attention else fusion(x, bias=time_bias)
             x = temporal(x, bias=time_bias)
         x = self.norm(x)
+        if self.pooling == "stats":
+            present = torch.ones(x.shape[:2], dtype=torch.bool) if weight is None else weight > 0
+            return self.head(pool_time(x, self.pooling, present))
         if weight is None:
             return self.head(x.mean(dim=1))
         return self.head((x * weight[..., None]).sum(dim=1) / weight.sum(dim=1, keepdim=True).clamp(min=1.0))

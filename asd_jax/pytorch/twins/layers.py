@@ -146,3 +146,18 @@ class Block(nn.Module):
         keys = queries if context is None else self.norm_kv(context)
         x = x + self.drop(self.attention(queries, keys, bias))
         return x + self.drop(self.mlp(self.norm_mlp(x)))
+
+
+def pool_time(x: torch.Tensor, pooling: str, present: torch.Tensor) -> torch.Tensor:
+    """asd_jax.models.layers.pool_time in torch: over the frames where some joint was seen."""
+    weight = present[..., None].to(x.dtype)
+    count = weight.sum(dim=1, keepdim=True).clamp(min=1)
+    mean = (weight * x).sum(dim=1, keepdim=True) / count
+    if pooling == "mean":
+        return mean[:, 0]
+    std = torch.sqrt((weight * (x - mean) ** 2).sum(dim=1, keepdim=True) / count)
+    rank = torch.cumsum(weight, dim=1) - weight
+    third = torch.floor(count / 3).clamp(min=1)
+    first, last = weight * (rank < third).to(x.dtype), weight * (rank >= count - third).to(x.dtype)
+    drift = ((last - first) * x).sum(dim=1, keepdim=True) / third
+    return torch.cat([mean, std, drift], dim=-1)[:, 0]
