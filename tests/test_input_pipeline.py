@@ -123,3 +123,39 @@ def test_prior_dropout_gives_training_clips_the_unannotated_prior(setup):
     assert not np.all(np.isclose(priors[0.0], 0.2), axis=1).any()  # the source's priors are random Dirichlet draws
     share = np.all(np.isclose(priors[0.5], 0.2), axis=1).mean()
     assert 0.3 < share < 0.7
+
+
+class CountingSource(list):
+    """A source that counts how often each record is read."""
+
+    def __init__(self, records):
+        super().__init__(records)
+        self.reads = np.zeros(len(records), int)
+
+    def __getitem__(self, index):
+        self.reads[index] += 1
+        return super().__getitem__(index)
+
+
+def test_each_clip_is_decoded_once_and_its_cached_copy_cannot_be_changed(setup):
+    """Training reads a clip tens of times: the pipeline keeps its decoded copy, so the examples are
+    the same as from a fresh read, each record is read once, and the shared copy is read-only."""
+    source, table, data = setup
+    counting = CountingSource(source)
+    rows = np.arange(len(table))
+    fresh = input_pipeline.TrainExamples(source, table, rows, data, 0)
+    expected = []
+    for position in range(3 * len(table)):
+        input_pipeline.TrainExamples.clip.cache_clear()  # every clip read anew
+        expected.append(fresh(position))
+    examples = input_pipeline.TrainExamples(counting, table, rows, data, 0)
+    for position, reference in enumerate(expected):
+        got = examples(position)
+        for key in reference:
+            np.testing.assert_array_equal(got[key], reference[key])
+    assert counting.reads.max() == 1 and counting.reads.sum() == len(np.unique(table.record[rows]))
+    windows = input_pipeline.eval_batches(counting, table, rows, data)
+    assert sum(len(batch["valid"]) for batch in windows) >= len(table)
+    assert counting.reads.max() == 2  # the evaluation pipeline reads each clip once for all its windows
+    with pytest.raises(ValueError, match="read-only"):
+        examples.clip(0)["pose"][0, 0, 0] = 1.0
