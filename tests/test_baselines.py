@@ -21,6 +21,7 @@ EXPLAINED = ("cnn", "stgcn", "vit_phasemix")  # one smoke explanation per pose-m
 CONFIGS = (
     "cnn", "cnn_clip", "cnn_clip_angles", "stgcn", "vit_phasemix",
     "crossattn_no_prior", "crossattn_self_only", "crossattn_no_align", "crossattn_always_prior",
+    "crossattn_clip_stats_diagnoses",
 )
 # Trained end to end through launch.py: one per model family (crossattn itself in test_launch.py;
 # its ablations differ by flags that test_forward_and_backward and test_crossattn.py exercise),
@@ -32,6 +33,7 @@ def smoke_config(name: str):
     config = importlib.import_module(f"configs.{name}").get_config("smoke")
     if "sync_batch_norm" in config.model:
         config.model.sync_batch_norm = False  # no `data` axis outside the data-parallel step
+    config.data.train_classes = ""  # three logits, whatever classes the config trains on
     return config
 
 
