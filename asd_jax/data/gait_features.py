@@ -168,7 +168,10 @@ def region_feature_groups() -> dict[str, list[int]]:
     }
 
 
-def clinical_features(pose: np.ndarray, fps: float, target_fps: float = 30.0) -> np.ndarray:
+FEATURE_FPS = 30.0  # the rate the clinical features are measured at, whatever a model's data.fps
+
+
+def clinical_features(pose: np.ndarray, fps: float, target_fps: float = FEATURE_FPS) -> np.ndarray:
     """The clinical feature vector (CLINICAL_FEATURE_NAMES) of one clip; NaN where a measure has
     no data (the classifier's imputer fills it)."""
     from asd_jax.data.gait_params import gait_parameters, heel_strikes

@@ -21,6 +21,7 @@ import numpy as np
 from asd_jax.base.errors import ConfigError
 from asd_jax.base.skeleton import default_prior
 from asd_jax.data import transforms
+from asd_jax.data.gait_features import clinical_features
 from asd_jax.data.splits import ClipTable
 
 SAMPLING = ("over", "under", "none")
@@ -62,20 +63,28 @@ def checked_pad(data: ml_collections.ConfigDict) -> str:
 CLIP_CACHE_SIZE = 2048
 
 
-def load_clip(source: Any, table: ClipTable, row: int, target_fps: float) -> dict[str, Any]:
-    """A table row's pose at the target fps and its prior, read-only: what the cache hands out
-    again must never be changed in place by a transform."""
+def load_clip(source: Any, table: ClipTable, row: int, target_fps: float, gait_features: bool = False) -> dict[str, Any]:
+    """A table row's pose at the target fps and its prior (and, with `gait_features`, the clinical
+    gait features of the whole clip as recorded), read-only: what the cache hands out again must
+    never be changed in place by a transform."""
     record = source[int(table.record[row])]
     pose = transforms.resample_fps(np.asarray(record["pose"], np.float32), float(record["fps"]), target_fps)
     clip = {"pose": pose, "prior": np.asarray(record["prior"], np.float32)}
+    if gait_features:
+        clip["features"] = clinical_features(record["pose"], float(record["fps"]))
     for value in clip.values():
         value.setflags(write=False)
     return clip
 
 
-def cached_loader(source: Any, table: ClipTable, target_fps: float) -> Callable[[int], dict[str, Any]]:
+def cached_loader(source: Any, table: ClipTable, target_fps: float, gait_features: bool = False) -> Callable[[int], dict[str, Any]]:
     """row -> load_clip(...), each row decoded once while it stays among the CLIP_CACHE_SIZE most recent."""
-    return functools.lru_cache(maxsize=CLIP_CACHE_SIZE)(lambda row: load_clip(source, table, row, target_fps))
+    return functools.lru_cache(maxsize=CLIP_CACHE_SIZE)(lambda row: load_clip(source, table, row, target_fps, gait_features))
+
+
+def with_features(example: dict[str, Any], clip: dict[str, Any]) -> dict[str, Any]:
+    """The example with its clip's gait features, when the clip was loaded with them."""
+    return example | {"features": clip["features"]} if "features" in clip else example
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -87,10 +96,11 @@ class TrainExamples:
     rows: np.ndarray
     data: ml_collections.ConfigDict
     seed: int
+    gait_features: bool = False  # examples also carry their clip's clinical gait features
 
     @functools.lru_cache(maxsize=CLIP_CACHE_SIZE)  # on the class, so the examples still pickle for worker processes
     def clip(self, row: int) -> dict[str, Any]:
-        return load_clip(self.source, self.table, row, self.data.fps)
+        return load_clip(self.source, self.table, row, self.data.fps, self.gait_features)
 
     @functools.cached_property
     def epoch_length(self) -> int:
@@ -121,12 +131,12 @@ class TrainExamples:
         prior = clip["prior"]
         if aug.prior_dropout and rng.random() < aug.prior_dropout:  # no draw when off: old runs replay exactly
             prior = default_prior(self.data.default_prior)  # what an unannotated clip gets
-        return {
+        return with_features({
             "pose": pose,
             "prior": prior,
             "label": np.int32(self.table.train_label[row]),  # the class the model is trained on
             "valid": np.float32(1.0),
-        }
+        }, clip)
 
 
 READ_OPTIONS = grain.ReadOptions(num_threads=2, prefetch_buffer_size=4)
@@ -141,12 +151,13 @@ def train_iterator(
     seed: int,
     process_index: int = 0,
     process_count: int = 1,
+    gait_features: bool = False,
 ) -> grain.DatasetIterator:
     """This process's slice of every global training batch, forever; checkpointable."""
     global_batch = data.batch_size
     local = local_batch_size(global_batch, process_count)
     checked_pad(data)
-    examples = TrainExamples(source, table, np.asarray(rows), data, seed)
+    examples = TrainExamples(source, table, np.asarray(rows), data, seed, gait_features)
 
     def global_position(local_position: int) -> int:
         batch, offset = divmod(int(local_position), local)
@@ -180,6 +191,7 @@ def eval_batches(
     *,
     process_index: int = 0,
     process_count: int = 1,
+    gait_features: bool = False,
 ) -> grain.MapDataset:
     """Every window of every clip once, padded to whole global batches; re-iterable.
 
@@ -191,7 +203,7 @@ def eval_batches(
     global_batch = data.eval_batch_size
     local = local_batch_size(global_batch, process_count)
     num_batches = max(1, -(-len(windows) // global_batch))
-    clip_of = cached_loader(source, table, data.fps)  # a clip's windows (and mirror images) share one read
+    clip_of = cached_loader(source, table, data.fps, gait_features)  # a clip's windows (and mirror images) share one read
 
     def example(local_position: int) -> dict[str, np.ndarray]:
         batch, offset = divmod(int(local_position), local)
@@ -201,12 +213,12 @@ def eval_batches(
         else:
             (row, start, mirrored), valid = windows[position], True
         clip = clip_of(int(row))
-        return {
+        return with_features({
             "pose": transforms.eval_window(clip["pose"], int(start), data.window, bool(mirrored), pad),
             "prior": clip["prior"],
             "label": np.int32(table.label[row]),
             "valid": np.float32(valid),
             "clip_index": np.int32(row if valid else -1),
-        }
+        }, clip)
 
     return grain.MapDataset.range(0, num_batches * local).map(example).batch(local)

@@ -17,6 +17,7 @@ from tqdm import tqdm
 from asd_jax.base.errors import ConfigError
 from asd_jax.data import input_pipeline
 from asd_jax.evaluation import aggregate, metrics
+from asd_jax.models import reads_gait_features
 from asd_jax.models.features import clip_log_probs
 
 LEVELS = ("clip", "patient")
@@ -51,7 +52,8 @@ class WindowScorer:
 
     def windows(self, fold, rows: np.ndarray) -> dict[str, np.ndarray]:
         batches = input_pipeline.eval_batches(
-            fold.source, fold.table, rows, self.config.data, process_index=jax.process_index(), process_count=jax.process_count()
+            fold.source, fold.table, rows, self.config.data, process_index=jax.process_index(), process_count=jax.process_count(),
+            gait_features=reads_gait_features(self.config),
         )
         if self.progress:  # a bar per batch of windows (--mode=predict)
             batches = tqdm(batches, desc="scoring windows", unit="batch", dynamic_ncols=True, disable=jax.process_index() > 0)

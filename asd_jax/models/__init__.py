@@ -25,7 +25,18 @@ MODELS: dict[str, type[nnx.Module]] = {
 }
 COMPUTE_DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
 
-__all__ = ["MODELS", "ModelOutput", "build_model", "compute_dtype", "reported_logits"]
+__all__ = ["MODELS", "ModelOutput", "build_model", "compute_dtype", "gait_inputs", "reads_gait_features", "reported_logits"]
+
+
+def gait_inputs(batch: dict) -> dict:
+    """The model's keyword arguments for a batch's gait features: none when the batch has none."""
+    return {"features": batch["features"]} if "features" in batch else {}
+
+
+def reads_gait_features(config: ml_collections.ConfigDict) -> bool:
+    """Whether the model of `config` reads its clips' clinical gait features (`model.gait_features`:
+    how many), so that the input pipeline must carry them."""
+    return bool(config.model.get("gait_features", False))
 
 
 def compute_dtype(config: ml_collections.ConfigDict):

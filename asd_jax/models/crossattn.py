@@ -7,6 +7,9 @@ Each layer lets pose tokens attend to the region tokens of the whole window, wit
 clinical prior added to the logits as log(prior) (cross-attentive temporal fusion), then lets pose
 tokens attend to each other over time (periodic gait dynamics). The attention mass on each region
 is the explanation map and, optionally, is pulled towards the prior by an alignment loss.
+With `gait_features`, the head also reads the clip's clinical gait features (cadence, trunk lean
+and its drift, per-cycle hip and knee measures, asymmetry: asd_jax/data/gait_features.py), measured
+on the whole clip at 30 fps, beside the pooled pose tokens.
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ from asd_jax.base.architecture import MASKED, PRIOR_EPS, input_channels, region_
 from asd_jax.base.errors import ConfigError
 from asd_jax.base.skeleton import MIN_SCORE, NUM_JOINTS, NUM_REGIONS, region_membership
 from asd_jax.models.inputs import joint_inputs, model_inputs
-from asd_jax.models.layers import POOLINGS, Block, ExampleDropout, pool_time
+from asd_jax.models.layers import POOLINGS, Block, ExampleDropout, GaitFeatureEncoder, pool_time
 from asd_jax.models.output import ModelOutput
 
 ENCODERS = ("patch", "conv")  # pose tokens: one linear map of each patch, or a temporal conv then patching
@@ -60,6 +63,7 @@ class CrossAttnModel(nnx.Module):
         kernel: int = 9,
         mask_missing: bool = False,
         pooling: str = "mean",
+        gait_features: int = 0,
         dtype=jnp.float32,
         rngs: nnx.Rngs,
     ):
@@ -92,7 +96,10 @@ class CrossAttnModel(nnx.Module):
         )
         self.token_dropout = ExampleDropout(dropout, 4 * depth + 1)
         self.norm = nnx.LayerNorm(dim, dtype=dtype, param_dtype=jnp.float32, rngs=rngs)
-        self.head = linear(dim * (3 if pooling == "stats" else 1), num_classes)
+        # `gait_features`: how many the head reads (len(data.gait_features.CLINICAL_FEATURE_NAMES)), 0 = none
+        encoder_id = 4 * depth + 2
+        self.gait = GaitFeatureEncoder(gait_features, dim, dropout, encoder_id, dtype=dtype, rngs=rngs) if gait_features else None
+        self.head = linear(dim * ((3 if pooling == "stats" else 1) + bool(gait_features)), num_classes)
 
     def tokens(self, pose: jax.Array) -> tuple[jax.Array, jax.Array]:
         """Pose tokens [B, T', D] and region tokens [B, T', R, D]."""
@@ -130,7 +137,14 @@ class CrossAttnModel(nnx.Module):
         present = jnp.ones(x.shape[:2], bool) if weight is None else weight > 0
         return pool_time(x, self.pooling, present)
 
-    def __call__(self, pose: jax.Array, prior: jax.Array, *, dropout_keys: jax.Array | None = None) -> ModelOutput:
+    def __call__(
+        self, pose: jax.Array, prior: jax.Array, *, features: jax.Array | None = None, dropout_keys: jax.Array | None = None
+    ) -> ModelOutput:
+        if (self.gait is None) != (features is None):
+            raise ConfigError(
+                "model.gait_features needs the clips' gait features (the input pipeline's 'features')"
+                if features is None else "gait features given to a crossattn built without model.gait_features"
+            )
         x, regions = self.tokens(pose)
         batch, num_patches = x.shape[:2]
         x = self.token_dropout(x, dropout_keys)
@@ -153,7 +167,10 @@ class CrossAttnModel(nnx.Module):
             else:
                 x, _ = fusion(x, bias=time_bias, dropout_keys=dropout_keys)
             x, _ = temporal(x, bias=time_bias, dropout_keys=dropout_keys)
-        logits = self.head(self.pool(self.norm(x), weight)).astype(jnp.float32)
+        pooled = self.pool(self.norm(x), weight)
+        if self.gait is not None:
+            pooled = jnp.concatenate([pooled, self.gait(features, dropout_keys).astype(pooled.dtype)], axis=-1)
+        logits = self.head(pooled).astype(jnp.float32)
         if not region_mass:
             return ModelOutput(logits, None, jnp.zeros((), jnp.float32))
         attention = jnp.stack(region_mass).mean(axis=0).transpose(0, 2, 1)  # [B, R, T']

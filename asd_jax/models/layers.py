@@ -1,11 +1,16 @@
-"""Reusable NNX blocks: attention with a logit bias, pre-norm blocks, per-example dropout, pooling over time."""
+"""Reusable NNX blocks: attention with a logit bias, pre-norm blocks, per-example dropout, pooling over
+time, the clip's clinical gait features as a vector the head reads."""
 
 from __future__ import annotations
+
+import warnings
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 from flax import nnx
+
+from asd_jax.base.errors import ConfigError
 
 POOLINGS = ("mean", "stats")
 
@@ -115,3 +120,44 @@ class Block(nnx.Module):
         x = x + self.drop_attention(attended, dropout_keys)
         x = x + self.drop_mlp(self.mlp(self.norm_mlp(x)), dropout_keys)
         return x, weights
+
+
+class FeatureStatistic(nnx.Variable):
+    """A constant of the model fitted on the training patients, not by the optimiser (it is not an
+    nnx.Param), saved with the weights and exported with them."""
+
+
+class GaitFeatureEncoder(nnx.Module):
+    """The clip's clinical gait features [B, F] (asd_jax/data/gait_features.py, NaN where a measure
+    had no data) -> [B, dim]: standardised by the training patients' median and spread
+    (`center`, `spread`, set once before training), a missing or extreme value read as 0 or +-5
+    spreads, per-example dropout over the features, one linear map and a GELU."""
+
+    def __init__(self, num_features: int, dim: int, dropout: float, layer_id: int, *, dtype, rngs: nnx.Rngs):
+        self.center = FeatureStatistic(jnp.zeros((num_features,), jnp.float32))
+        self.spread = FeatureStatistic(jnp.ones((num_features,), jnp.float32))
+        self.embed = nnx.Linear(num_features, dim, dtype=dtype, param_dtype=jnp.float32, rngs=rngs)
+        self.drop = ExampleDropout(dropout, layer_id)
+
+    def __call__(self, features: jax.Array, keys: jax.Array | None) -> jax.Array:
+        if features.shape[-1] != self.center.shape[0]:
+            raise ConfigError(f"gait features [..., {features.shape[-1]}] for a model built for model.gait_features={self.center.shape[0]}")
+        z = (features.astype(jnp.float32) - self.center[...]) / self.spread[...]
+        z = jnp.where(jnp.isfinite(z), jnp.clip(z, -FEATURE_CLIP, FEATURE_CLIP), 0.0)
+        return jax.nn.gelu(self.embed(self.drop(z, keys).astype(self.embed.dtype)))
+
+
+FEATURE_CLIP = 5.0  # standardised gait features beyond this many spreads are read as this many
+
+
+def feature_statistics(features: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(median, spread) per column of the training clips' features [N, F], ignoring NaN: the spread
+    is the interquartile range over 1.349 (the standard deviation of a normal), 1 where a column
+    has no spread or no data, so that no feature is divided by zero."""
+    with warnings.catch_warnings():  # a column without data gives NaN, replaced below
+        warnings.simplefilter("ignore", RuntimeWarning)
+        q25, center, q75 = np.nanpercentile(features, [25, 50, 75], axis=0)
+    spread = (q75 - q25) / 1.349
+    center = np.where(np.isfinite(center), center, 0.0)
+    spread = np.where(np.isfinite(spread) & (spread > 1e-6), spread, 1.0)
+    return center.astype(np.float32), spread.astype(np.float32)

@@ -33,7 +33,7 @@ from asd_jax.data.gait_features import FeatureCache
 from asd_jax.evaluation import attribution, explanation_report, plots, predict
 from asd_jax.evaluation.explanations import explain_clip, joint_weights
 from asd_jax.evaluation.protocol import FEATURES
-from asd_jax.models import build_model
+from asd_jax.models import build_model, reads_gait_features
 from asd_jax.training import fit_features, setup
 
 OUT_DIR = ("report", "explain")
@@ -63,6 +63,11 @@ def test_clips(fold, rows: np.ndarray) -> list[dict[str, Any]]:
 
 
 def explain(config: ml_collections.ConfigDict, workdir: Path) -> dict[str, Any]:
+    if reads_gait_features(config):  # occluding the pose would leave the features' share unexplained
+        raise ConfigError(
+            "--mode=explain occludes the pose; a model that also reads the clips' gait features "
+            "(model.gait_features) would be explained only in part, so it is not explained"
+        )
     fold = folds.prepare_fold(config, workdir)
     out_dir = workdir.joinpath(*OUT_DIR)
     if jax.process_index() == 0:

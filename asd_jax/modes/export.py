@@ -21,11 +21,12 @@ import numpy as np
 from absl import logging
 from flax import nnx
 
-from asd_jax.base.errors import ParityError
+from asd_jax.base.errors import ConfigError, ParityError
 from asd_jax.base.files import atomic_path, write_atomically
 from asd_jax.base.labels import model_outputs, task_groups
 from asd_jax.base.skeleton import NUM_JOINTS, REGION_NAMES
 from asd_jax.data import folds, input_pipeline
+from asd_jax.models import reads_gait_features
 from asd_jax.models.variables import flat_state
 from asd_jax.pytorch import convert, deploy
 from asd_jax.training import setup
@@ -108,6 +109,11 @@ def export_workdir(config: ml_collections.ConfigDict, workdir: Path) -> dict[str
     import safetensors.numpy
     import torch
 
+    if reads_gait_features(config):
+        raise ConfigError(
+            f"{workdir}: a model that reads the clips' gait features (model.gait_features) is not exported: "
+            "the standalone predictor does not measure them; score its clips with --mode=predict"
+        )
     fold = folds.prepare_fold(config, workdir)
     model, step = setup.restore_model(config, workdir, len(fold.class_names))
     state_dict = convert.flax_to_torch(flat_state(nnx.state(model)))

@@ -14,7 +14,7 @@ from flax import nnx, traverse_util
 
 from asd_jax.base.errors import UserError, WeightsError
 from asd_jax.data import folds, input_pipeline
-from asd_jax.models import build_model
+from asd_jax.models import build_model, reads_gait_features
 from asd_jax.models.variables import flat_state, with_values
 from asd_jax.pytorch import convert
 from asd_jax.training import checkpointing, setup
@@ -74,7 +74,7 @@ def import_weights(config: ml_collections.ConfigDict, workdir: Path, weights: Pa
         )
         train_iter = input_pipeline.train_iterator(
             fold.source, fold.table, fold.split.train, config.data, seed=config.seed,
-            process_index=jax.process_index(), process_count=jax.process_count(),
+            process_index=jax.process_index(), process_count=jax.process_count(), gait_features=reads_gait_features(config),
         )
         checkpointing.save_run_config(workdir, config)
         provenance = {"weights": str(weights.resolve()), "sha256": hashlib.sha256(weights.read_bytes()).hexdigest()}

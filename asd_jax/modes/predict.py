@@ -30,6 +30,7 @@ from asd_jax.base.errors import RunStateError, UserDataError, UserError
 from asd_jax.data import folds, gait_params, input_pipeline, skeletons, splits, transforms, user_folder
 from asd_jax.evaluation import aggregate, attribution, plots, protocol, report
 from asd_jax.evaluation.explanations import explain_clip
+from asd_jax.models import reads_gait_features
 from asd_jax.modes import explain, pose
 from asd_jax.training import checkpointing, setup
 
@@ -73,7 +74,7 @@ def load_clips(folder: Path, config: ml_collections.ConfigDict, class_names: tup
 
 def clip_figure(config, fold: folds.FoldData, row: int, probs: np.ndarray, gait: dict[str, float], apply, out_dir: Path) -> None:
     """The clip's explanation for its predicted class: region x time occlusion and key frames
-    (explain.draw_clip) for pose models (`apply`), else its skeleton beside its probabilities."""
+    (explain.draw_clip) for pose-only models (`apply`), else its skeleton beside its probabilities."""
     clip = input_pipeline.load_clip(fold.source, fold.table, row, config.data.fps)
     normalised = transforms.normalize_pose(clip["pose"])
     clip_id, target = str(fold.table.clip_id[row]), int(np.argmax(probs))
@@ -96,7 +97,8 @@ def predict_folder(config: ml_collections.ConfigDict, workdir: Path, folder: Pat
     clips = aggregate.clips_from_windows(windows["logits"], windows["clip_index"], rows, table.clip_id, table.label)
     patients = aggregate.patients_from_clips(clips, table.patient_id[rows])  # no labels: one unit per patient
     apply = None
-    if config.model.name != protocol.FEATURES:  # occlusion figures need the model itself
+    # occlusion figures need the model itself, and a pose that is all it reads (--mode=explain)
+    if config.model.name != protocol.FEATURES and not reads_gait_features(config):
         apply = attribution.model_apply(setup.restore_model(config, workdir, len(class_names))[0])
     gait = {}
     if jax.process_index() == 0:

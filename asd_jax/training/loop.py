@@ -27,6 +27,7 @@ from tqdm import tqdm
 from asd_jax.base.errors import ConfigError, NonFiniteLossError, Preempted
 from asd_jax.data import input_pipeline
 from asd_jax.data.folds import FoldData
+from asd_jax.models import reads_gait_features
 from asd_jax.training import checkpointing, optim
 from asd_jax.training.metric_writer import MetricWriter
 from asd_jax.training.parallel import DataParallel
@@ -98,6 +99,7 @@ def fit(config: ml_collections.ConfigDict, workdir: Path, fold: FoldData, valida
         seed=config.seed,
         process_index=jax.process_index(),
         process_count=jax.process_count(),
+        gait_features=reads_gait_features(config),
     )
     manager = checkpointing.open_manager(workdir, config.train)
     try:

@@ -20,7 +20,10 @@ from flax import nnx
 
 from asd_jax.base.labels import model_outputs
 from asd_jax.data.folds import FoldData
-from asd_jax.models import build_model
+from asd_jax.data.gait_features import FEATURE_FPS, FeatureCache
+from asd_jax.models import build_model, reads_gait_features
+from asd_jax.models.layers import feature_statistics
+from asd_jax.models.variables import flat_state, with_values
 from asd_jax.training import checkpointing, optim, steps
 from asd_jax.training.parallel import DataParallel, check_batch_divisible, make_data_parallel
 
@@ -79,7 +82,18 @@ def setup_parallel_state(config: ml_collections.ConfigDict, fold: FoldData) -> t
     counts = np.bincount(train_labels, minlength=model_outputs(config.data, num_classes))
     weights = optim.class_weights(config.optim.class_weights, counts)
     dp, host_state, _ = fresh_parallel(config, num_classes, weights)
+    if reads_gait_features(config):
+        host_state = with_gait_statistics(host_state, fold)
     return dp, dp.put_state(host_state), weights
+
+
+def with_gait_statistics(host_state: Any, fold: FoldData) -> Any:
+    """The state with its gait-feature encoder standardising by the median and spread of the
+    fold's training clips (never its validation or test clips), which checkpoints then keep."""
+    features = FeatureCache(fold.source, fold.table, FEATURE_FPS).matrix(fold.split.train)
+    center, spread = feature_statistics(features)
+    flat = flat_state(host_state.model_state) | {("gait", "center"): center, ("gait", "spread"): spread}
+    return host_state.replace(model_state=with_values(host_state.model_state, flat))
 
 
 def restore_selected(config: ml_collections.ConfigDict, workdir: Path, num_classes: int) -> tuple[DataParallel, Any, int]:

@@ -20,7 +20,7 @@ from flax import nnx
 from jax import lax
 
 from asd_jax.base.architecture import DATA_AXIS
-from asd_jax.models import reported_logits
+from asd_jax.models import gait_inputs, reported_logits
 from asd_jax.training import optim, threefry
 
 threefry.unroll_on_cpu()  # the dropout keys' random bits, unrolled: same bits, faster on CPU
@@ -82,7 +82,7 @@ def train_step(
     def local_objective(variables):
         params, model_state = variables
         model = nnx.merge(graphdef, params, model_state)
-        out = model(batch["pose"], batch["prior"], dropout_keys=keys)
+        out = model(batch["pose"], batch["prior"], **gait_inputs(batch), dropout_keys=keys)
         loss_sum, _ = optim.classification_loss(
             out.logits,
             labels,
@@ -150,7 +150,7 @@ def eval_step(
     of all processes stay aligned with the clips they belong to.
     """
     model = nnx.merge(graphdef, state.ema_params, state.model_state)
-    out = model(batch["pose"], batch["prior"])
+    out = model(batch["pose"], batch["prior"], **gait_inputs(batch))
     outputs = {
         "logits": reported_logits(model, out.logits.astype(jnp.float32)),
         "clip_index": batch["clip_index"],

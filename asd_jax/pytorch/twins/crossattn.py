@@ -8,14 +8,24 @@ from torch import nn
 
 from asd_jax.base.architecture import MASKED, PRIOR_EPS, input_channels, region_inputs
 from asd_jax.base.skeleton import MIN_SCORE, NUM_JOINTS, NUM_REGIONS, region_membership
-from asd_jax.pytorch.twins.layers import LAYER_NORM_EPS, Block, conv_time, gelu, joint_inputs, model_inputs, pool_time, positions
+from asd_jax.pytorch.twins.layers import (
+    LAYER_NORM_EPS,
+    Block,
+    GaitFeatureEncoder,
+    conv_time,
+    gelu,
+    joint_inputs,
+    model_inputs,
+    pool_time,
+    positions,
+)
 
 
 class CrossAttnTwin(nn.Module):
     def __init__(self, *, num_classes: int, dim: int, num_heads: int, depth: int, patch: int, mlp_ratio: int,
                  dropout: float, use_prior: bool, cross_attention: bool, align_weight: float = 0.0,
                  inputs: str = "joints", encoder: str = "patch", kernel: int = 9, mask_missing: bool = False,
-                 pooling: str = "mean"):
+                 pooling: str = "mean", gait_features: int = 0):
         super().__init__()
         del align_weight  # a training loss of the Flax model; inference does not use it
         self.patch, self.dim, self.use_prior, self.cross_attention = patch, dim, use_prior, cross_attention
@@ -36,12 +46,13 @@ class CrossAttnTwin(nn.Module):
         self.temporal = nn.ModuleList([Block(dim, num_heads, mlp_ratio, dropout) for _ in range(depth)])
         self.token_dropout = nn.Dropout(dropout)
         self.norm = nn.LayerNorm(dim, eps=LAYER_NORM_EPS)
-        self.head = nn.Linear(dim * (3 if pooling == "stats" else 1), num_classes)
+        self.gait = GaitFeatureEncoder(gait_features, dim, dropout) if gait_features else None
+        self.head = nn.Linear(dim * ((3 if pooling == "stats" else 1) + bool(gait_features)), num_classes)
         membership = region_membership()
         pool = torch.from_numpy((membership / membership.sum(1, keepdims=True)).astype(np.float32))
         self.register_buffer("region_pool", pool, persistent=False)
 
-    def forward(self, pose: torch.Tensor, prior: torch.Tensor) -> torch.Tensor:
+    def forward(self, pose: torch.Tensor, prior: torch.Tensor, features: torch.Tensor | None = None) -> torch.Tensor:
         batch, frames = pose.shape[:2]
         num_patches = frames // self.patch
         frame = model_inputs(pose, self.inputs)
@@ -71,7 +82,11 @@ class CrossAttnTwin(nn.Module):
         x = self.norm(x)
         if self.pooling == "stats":
             present = torch.ones(x.shape[:2], dtype=torch.bool) if weight is None else weight > 0
-            return self.head(pool_time(x, self.pooling, present))
-        if weight is None:
-            return self.head(x.mean(dim=1))
-        return self.head((x * weight[..., None]).sum(dim=1) / weight.sum(dim=1, keepdim=True).clamp(min=1.0))
+            pooled = pool_time(x, self.pooling, present)
+        elif weight is None:
+            pooled = x.mean(dim=1)
+        else:
+            pooled = (x * weight[..., None]).sum(dim=1) / weight.sum(dim=1, keepdim=True).clamp(min=1.0)
+        if self.gait is not None:
+            pooled = torch.cat([pooled, self.gait(features)], dim=-1)
+        return self.head(pooled)

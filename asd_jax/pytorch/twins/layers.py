@@ -161,3 +161,23 @@ def pool_time(x: torch.Tensor, pooling: str, present: torch.Tensor) -> torch.Ten
     first, last = weight * (rank < third).to(x.dtype), weight * (rank >= count - third).to(x.dtype)
     drift = ((last - first) * x).sum(dim=1, keepdim=True) / third
     return torch.cat([mean, std, drift], dim=-1)[:, 0]
+
+
+FEATURE_CLIP = 5.0  # asd_jax.models.layers.FEATURE_CLIP
+
+
+class GaitFeatureEncoder(nn.Module):
+    """asd_jax.models.layers.GaitFeatureEncoder: the clip's gait features standardised by the
+    training patients' median and spread (buffers, loaded with the weights), missing -> 0."""
+
+    def __init__(self, num_features: int, dim: int, dropout: float):
+        super().__init__()
+        self.register_buffer("center", torch.zeros(num_features))
+        self.register_buffer("spread", torch.ones(num_features))
+        self.embed = nn.Linear(num_features, dim)
+        self.drop = nn.Dropout(dropout)
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        z = (features - self.center) / self.spread
+        z = torch.where(torch.isfinite(z), z.clamp(-FEATURE_CLIP, FEATURE_CLIP), torch.zeros_like(z))
+        return gelu(self.embed(self.drop(z)))

@@ -1,0 +1,126 @@
+"""crossattn with the clips' clinical gait features as a second input stream (model.gait_features):
+the standardisation by the training patients, the pipeline that carries the features, the PyTorch
+twin, and a smoke run end to end with the modes that support it and those that refuse it."""
+
+from __future__ import annotations
+
+import json
+
+import jax.numpy as jnp
+import numpy as np
+import pytest
+import torch
+from flax import nnx
+from test_export import TOLERANCE, inputs, randomized_flax, smoke_config
+from test_input_pipeline import setup  # noqa: F401 - the pipeline's fixture
+from test_launch import run_launch
+from test_predict import predict_launch
+
+from asd_jax.base.errors import ConfigError
+from asd_jax.data import folds, input_pipeline
+from asd_jax.data.gait_features import CLINICAL_FEATURE_NAMES, clinical_features
+from asd_jax.data.synthetic import CohortParams, generate_cohort
+from asd_jax.models.layers import GaitFeatureEncoder, feature_statistics
+from asd_jax.modes import export
+from asd_jax.pytorch import convert
+from asd_jax.training import setup as training_setup
+
+CONFIG = "crossattn_clip_gait_diagnoses"
+
+
+def test_feature_statistics_are_median_and_iqr_over_present_values():
+    features = np.array([[1.0, np.nan, 3.0], [2.0, np.nan, 3.0], [4.0, np.nan, 3.0], [np.nan, np.nan, 3.0]])
+    center, spread = feature_statistics(features)
+    # column 0: values 1, 2, 4 -> median 2, quartiles 1.5 and 3 -> IQR 1.5 / 1.349
+    np.testing.assert_allclose(center, [2.0, 0.0, 3.0])
+    np.testing.assert_allclose(spread, [1.5 / 1.349, 1.0, 1.0], rtol=1e-6)  # no data, no spread: 1
+
+
+def test_encoder_reads_a_missing_feature_as_the_median_and_clips_outliers():
+    encoder = GaitFeatureEncoder(3, 8, 0.0, 0, dtype=jnp.float32, rngs=nnx.Rngs(0))
+    encoder.center[...] = jnp.array([10.0, -2.0, 0.5])
+    encoder.spread[...] = jnp.array([2.0, 1.0, 0.25])
+    at_median = encoder(jnp.array([[10.0, -2.0, 0.5]]), None)
+    missing = encoder(jnp.array([[np.nan, -2.0, 0.5]]), None)
+    np.testing.assert_array_equal(missing, at_median)
+    five_spreads = encoder(jnp.array([[20.0, -2.0, 0.5]]), None)  # (20 - 10) / 2 = 5
+    np.testing.assert_array_equal(encoder(jnp.array([[1e6, -2.0, 0.5]]), None), five_spreads)
+    assert not np.allclose(five_spreads, at_median)
+    with pytest.raises(ConfigError, match=r"gait features \[..., 4\] for a model built for model.gait_features=3"):
+        encoder(jnp.zeros((1, 4)), None)
+
+
+def test_examples_carry_their_clips_gait_features(setup):  # noqa: F811 - the pipeline's fixture
+    source, table, data = setup
+    rows = np.arange(len(table))
+    expected = {int(r): clinical_features(source[int(table.record[r])]["pose"], float(source[int(table.record[r])]["fps"])) for r in rows}
+    batch = next(input_pipeline.train_iterator(source, table, rows, data, seed=0, gait_features=True))
+    assert batch["features"].shape == (data.batch_size, len(CLINICAL_FEATURE_NAMES))
+    examples = input_pipeline.TrainExamples(source, table, rows, data, 0, gait_features=True)
+    for position in range(4):
+        row = int(examples.epoch(0)[position])
+        np.testing.assert_array_equal(examples(position)["features"], expected[row])
+    for batch in input_pipeline.eval_batches(source, table, rows, data, gait_features=True):
+        for index, features in zip(batch["clip_index"], batch["features"]):
+            if index >= 0:
+                np.testing.assert_array_equal(features, expected[int(index)])
+    assert "features" not in next(input_pipeline.train_iterator(source, table, rows, data, seed=0))
+
+
+def test_the_twin_reads_the_gait_features_like_jax():
+    config = smoke_config(CONFIG)
+    model, flat = randomized_flax(config)  # the standardisation's constants included
+    twin = export.torch_twin(config, 3, convert.flax_to_torch(flat))
+    pose, prior = inputs(config.data.window)
+    features = np.random.default_rng(2).normal(size=(len(pose), len(CLINICAL_FEATURE_NAMES))).astype(np.float32)
+    features[0, 3], features[1, 5] = np.nan, 40.0  # a missing measure and an outlier
+    with torch.no_grad():
+        torch_logits = twin(torch.from_numpy(pose), torch.from_numpy(prior), torch.from_numpy(features)).numpy()
+    flax_logits = np.asarray(model(jnp.asarray(pose), jnp.asarray(prior), features=jnp.asarray(features)).logits)
+    np.testing.assert_allclose(torch_logits, flax_logits, **TOLERANCE)
+    with pytest.raises(ConfigError, match="model.gait_features needs the clips' gait features"):
+        model(jnp.asarray(pose), jnp.asarray(prior))
+
+
+@pytest.fixture(scope="module")
+def gait_run(tmp_path_factory, data_dir):
+    workdir = tmp_path_factory.mktemp("gait") / "run"
+    proc = run_launch(
+        workdir, data_dir, "--config.train.num_steps=10", "--config.train.eval_every=10", config=f"configs/{CONFIG}.py:smoke"
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return workdir
+
+
+def test_a_run_standardises_by_its_training_patients_only(gait_run, data_dir):
+    config = smoke_config(CONFIG)
+    config.data.train_classes = json.loads((gait_run / "config.json").read_text())["data"]["train_classes"]
+    config.data.data_dir = str(data_dir)
+    fold = folds.prepare_fold(config, gait_run)
+    model, _ = training_setup.restore_model(config, gait_run, len(fold.class_names))
+    source = fold.source
+    train = np.stack([clinical_features(source[int(fold.table.record[r])]["pose"], float(source[int(fold.table.record[r])]["fps"]))
+                      for r in fold.split.train])
+    center, spread = feature_statistics(train)
+    np.testing.assert_allclose(np.asarray(model.gait.center[...]), center, rtol=1e-6)
+    np.testing.assert_allclose(np.asarray(model.gait.spread[...]), spread, rtol=1e-6)
+    everyone = np.concatenate([fold.split.train, fold.split.val, fold.split.test])
+    all_clips = np.stack([clinical_features(source[int(fold.table.record[r])]["pose"], float(source[int(fold.table.record[r])]["fps"]))
+                          for r in everyone])
+    assert not np.allclose(feature_statistics(all_clips)[0], center)  # the held-out patients would have moved it
+    results = json.loads((gait_run / "report" / "results.json").read_text())
+    assert 0.0 <= results["headline"]["patient_macro_f1"] <= 1.0
+
+
+def test_predict_scores_new_clips_and_export_and_explain_refuse_in_one_line(gait_run, data_dir, tmp_path):
+    generated = generate_cohort(tmp_path / "new", CohortParams(num_patients=5, num_clips=10, seed=5))
+    proc = predict_launch(f"--workdir={gait_run}", f"--input={generated}", f"--out={tmp_path / 'predicted'}")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    clips = (tmp_path / "predicted" / "predictions_clips.csv").read_text().splitlines()
+    assert len(clips) == 1 + 10
+    assert len(list((tmp_path / "predicted" / "figures").glob("*_prediction.png"))) == 10  # skeleton and probabilities
+    for mode, message in (("export", "is not exported"), ("explain", "would be explained only in part")):
+        proc = run_launch(gait_run, data_dir, config=f"configs/{CONFIG}.py:smoke", mode=mode)
+        assert proc.returncode != 0 and message in proc.stderr.strip().splitlines()[-1], proc.stderr[-2000:]
+        assert "Traceback" not in proc.stderr
+    assert not (gait_run / export.EXPORT_DIR).exists()
