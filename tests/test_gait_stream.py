@@ -4,8 +4,10 @@ twin, and a smoke run end to end with the modes that support it and those that r
 
 from __future__ import annotations
 
+import functools
 import json
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
@@ -20,10 +22,13 @@ from asd_jax.base.errors import ConfigError
 from asd_jax.data import folds, input_pipeline
 from asd_jax.data.gait_features import CLINICAL_FEATURE_NAMES, clinical_features
 from asd_jax.data.synthetic import CohortParams, generate_cohort
+from asd_jax.models import build_model
 from asd_jax.models.layers import GaitFeatureEncoder, feature_statistics
 from asd_jax.modes import export
 from asd_jax.pytorch import convert
+from asd_jax.training import optim, steps
 from asd_jax.training import setup as training_setup
+from asd_jax.training.parallel import make_data_parallel
 
 CONFIG = "crossattn_clip_gait_diagnoses"
 
@@ -67,8 +72,10 @@ def test_examples_carry_their_clips_gait_features(setup):  # noqa: F811 - the pi
     assert "features" not in next(input_pipeline.train_iterator(source, table, rows, data, seed=0))
 
 
-def test_the_twin_reads_the_gait_features_like_jax():
+@pytest.mark.parametrize("fusion", ["sum", "concat"])
+def test_the_twin_reads_the_gait_features_like_jax(fusion):
     config = smoke_config(CONFIG)
+    config.model.gait_fusion = fusion
     model, flat = randomized_flax(config)  # the standardisation's constants included
     twin = export.torch_twin(config, 3, convert.flax_to_torch(flat))
     pose, prior = inputs(config.data.window)
@@ -80,6 +87,39 @@ def test_the_twin_reads_the_gait_features_like_jax():
     np.testing.assert_allclose(torch_logits, flax_logits, **TOLERANCE)
     with pytest.raises(ConfigError, match="model.gait_features needs the clips' gait features"):
         model(jnp.asarray(pose), jnp.asarray(prior))
+
+
+def test_summed_streams_are_each_trained_on_the_labels():
+    """gait_fusion='sum': the logits are the pose head's plus the gait head's, and the training
+    objective is the cross-entropy of the sum plus that of each head alone."""
+    config = smoke_config(CONFIG)
+    config.model.dropout = 0.0  # the step's dropout keys then change nothing
+    optimizer = optim.make_optimizer(config.optim, 10)
+    graphdef, state = training_setup.create_state(config, 3, optimizer)
+    loss_config = steps.LossConfig(3, config.optim.label_smoothing, None)
+    dp = make_data_parallel(
+        "shard_map",
+        functools.partial(steps.train_step, graphdef=graphdef, optimizer=optimizer, loss_config=loss_config),
+        functools.partial(steps.eval_step, graphdef=graphdef),
+        jax.devices()[:1],
+    )
+    pose, prior = inputs(config.data.window)
+    features = np.random.default_rng(3).normal(size=(len(pose), len(CLINICAL_FEATURE_NAMES))).astype(np.float32)
+    labels = np.array([0, 1, 2, 0], np.int32)
+    out = nnx.merge(graphdef, state.params, state.model_state)(jnp.asarray(pose), jnp.asarray(prior), features=jnp.asarray(features))
+    pose_logits, gait_logits = out.stream_logits
+    np.testing.assert_array_equal(out.logits, pose_logits + gait_logits)
+    cross_entropy = functools.partial(
+        optim.classification_loss, labels=labels, valid=np.ones(4, np.float32), num_classes=3,
+        label_smoothing=config.optim.label_smoothing, class_weights=None,
+    )
+    expected = sum(float(cross_entropy(logits)[0]) for logits in (out.logits, pose_logits, gait_logits)) / 4 + float(out.aux_loss)
+    batch = {"pose": pose, "prior": prior, "features": features, "label": labels, "valid": np.ones(4, np.float32)}
+    _, metrics = dp.train_step(dp.put_state(state), dp.put_batch(batch))
+    assert float(metrics["loss"]) == pytest.approx(expected, rel=1e-5)
+    with pytest.raises(ConfigError, match=r"model.gait_fusion='max': expected one of \('concat', 'sum'\)"):
+        config.model.gait_fusion = "max"
+        build_model(config, 3, nnx.Rngs(0))
 
 
 @pytest.fixture(scope="module")

@@ -25,6 +25,9 @@ from asd_jax.models.inputs import joint_inputs, model_inputs
 from asd_jax.models.layers import POOLINGS, Block, ExampleDropout, GaitFeatureEncoder, pool_time
 from asd_jax.models.output import ModelOutput
 
+# How the gait features meet the pose: one head over both ('concat'), or a head each whose logits
+# add up, each also trained on its own ('sum'), so the pose stream cannot leave the work to them.
+GAIT_FUSIONS = ("concat", "sum")
 ENCODERS = ("patch", "conv")  # pose tokens: one linear map of each patch, or a temporal conv then patching
 
 
@@ -64,11 +67,14 @@ class CrossAttnModel(nnx.Module):
         mask_missing: bool = False,
         pooling: str = "mean",
         gait_features: int = 0,
+        gait_fusion: str = "concat",
         dtype=jnp.float32,
         rngs: nnx.Rngs,
     ):
         if encoder not in ENCODERS:
             raise ConfigError(f"model.encoder={encoder!r}: expected one of {ENCODERS}")
+        if gait_fusion not in GAIT_FUSIONS:
+            raise ConfigError(f"model.gait_fusion={gait_fusion!r}: expected one of {GAIT_FUSIONS}")
         if pooling not in POOLINGS:
             raise ConfigError(f"model.pooling={pooling!r}: expected one of {POOLINGS}")
         self.patch, self.dim, self.inputs, self.encoder = patch, dim, inputs, encoder
@@ -99,7 +105,11 @@ class CrossAttnModel(nnx.Module):
         # `gait_features`: how many the head reads (len(data.gait_features.CLINICAL_FEATURE_NAMES)), 0 = none
         encoder_id = 4 * depth + 2
         self.gait = GaitFeatureEncoder(gait_features, dim, dropout, encoder_id, dtype=dtype, rngs=rngs) if gait_features else None
-        self.head = linear(dim * ((3 if pooling == "stats" else 1) + bool(gait_features)), num_classes)
+        self.gait_fusion = gait_fusion
+        pooled_width = dim * (3 if pooling == "stats" else 1)
+        joint_head = gait_features and gait_fusion == "concat"
+        self.head = linear(pooled_width + (dim if joint_head else 0), num_classes)
+        self.gait_head = linear(dim, num_classes) if gait_features and not joint_head else None
 
     def tokens(self, pose: jax.Array) -> tuple[jax.Array, jax.Array]:
         """Pose tokens [B, T', D] and region tokens [B, T', R, D]."""
@@ -167,12 +177,16 @@ class CrossAttnModel(nnx.Module):
             else:
                 x, _ = fusion(x, bias=time_bias, dropout_keys=dropout_keys)
             x, _ = temporal(x, bias=time_bias, dropout_keys=dropout_keys)
-        pooled = self.pool(self.norm(x), weight)
+        pooled, streams = self.pool(self.norm(x), weight), ()
         if self.gait is not None:
-            pooled = jnp.concatenate([pooled, self.gait(features, dropout_keys).astype(pooled.dtype)], axis=-1)
-        logits = self.head(pooled).astype(jnp.float32)
+            gait = self.gait(features, dropout_keys).astype(pooled.dtype)
+            if self.gait_head is None:
+                pooled = jnp.concatenate([pooled, gait], axis=-1)
+            else:
+                streams = (self.head(pooled).astype(jnp.float32), self.gait_head(gait).astype(jnp.float32))
+        logits = streams[0] + streams[1] if streams else self.head(pooled).astype(jnp.float32)
         if not region_mass:
-            return ModelOutput(logits, None, jnp.zeros((), jnp.float32))
+            return ModelOutput(logits, None, jnp.zeros((), jnp.float32), streams)
         attention = jnp.stack(region_mass).mean(axis=0).transpose(0, 2, 1)  # [B, R, T']
         aux_loss = jnp.zeros((), jnp.float32)
         if self.align_weight:
@@ -180,5 +194,5 @@ class CrossAttnModel(nnx.Module):
             target = prior.astype(jnp.float32)
             kl = jnp.sum(target * (jnp.log(target + PRIOR_EPS) - jnp.log(mass + PRIOR_EPS)), axis=-1)
             aux_loss = self.align_weight * kl.mean()
-        return ModelOutput(logits, attention, aux_loss)
+        return ModelOutput(logits, attention, aux_loss, streams)
 

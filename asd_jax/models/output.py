@@ -11,11 +11,14 @@ from asd_jax.base.preprocess import merge_class_logits
 
 
 class ModelOutput(NamedTuple):
-    """logits [B, C]; attention [B, R, T'] (region x time, or None); aux_loss scalar (0 if none)."""
+    """logits [B, C]; attention [B, R, T'] (region x time, or None); aux_loss scalar (0 if none);
+    stream_logits: the logits of input streams whose sum `logits` is, each trained on the labels
+    too (crossattn's gait_fusion='sum'), else ()."""
 
     logits: jax.Array
     attention: jax.Array | None
     aux_loss: jax.Array
+    stream_logits: tuple[jax.Array, ...] = ()
 
 
 def reported_logits(model, logits: jax.Array) -> jax.Array:

@@ -83,14 +83,17 @@ def train_step(
         params, model_state = variables
         model = nnx.merge(graphdef, params, model_state)
         out = model(batch["pose"], batch["prior"], **gait_inputs(batch), dropout_keys=keys)
-        loss_sum, _ = optim.classification_loss(
-            out.logits,
-            labels,
-            batch["valid"],
+        loss_of = functools.partial(
+            optim.classification_loss,
+            labels=labels,
+            valid=batch["valid"],
             num_classes=loss_config.num_classes,
             label_smoothing=loss_config.label_smoothing,
             class_weights=loss_config.class_weights,
         )
+        loss_sum, _ = loss_of(out.logits)
+        for stream in out.stream_logits:  # each input stream must diagnose on its own too
+            loss_sum = loss_sum + loss_of(stream)[0]
         # pmean of this over shards is the global objective: sum(w*l)/sum(w) + mean aux loss.
         objective = loss_sum * num_shards / global_weight + out.aux_loss
         _, _, new_model_state = nnx.split(model, nnx.Param, ...)

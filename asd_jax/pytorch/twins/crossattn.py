@@ -25,7 +25,7 @@ class CrossAttnTwin(nn.Module):
     def __init__(self, *, num_classes: int, dim: int, num_heads: int, depth: int, patch: int, mlp_ratio: int,
                  dropout: float, use_prior: bool, cross_attention: bool, align_weight: float = 0.0,
                  inputs: str = "joints", encoder: str = "patch", kernel: int = 9, mask_missing: bool = False,
-                 pooling: str = "mean", gait_features: int = 0):
+                 pooling: str = "mean", gait_features: int = 0, gait_fusion: str = "concat"):
         super().__init__()
         del align_weight  # a training loss of the Flax model; inference does not use it
         self.patch, self.dim, self.use_prior, self.cross_attention = patch, dim, use_prior, cross_attention
@@ -47,7 +47,9 @@ class CrossAttnTwin(nn.Module):
         self.token_dropout = nn.Dropout(dropout)
         self.norm = nn.LayerNorm(dim, eps=LAYER_NORM_EPS)
         self.gait = GaitFeatureEncoder(gait_features, dim, dropout) if gait_features else None
-        self.head = nn.Linear(dim * ((3 if pooling == "stats" else 1) + bool(gait_features)), num_classes)
+        joint_head = gait_features and gait_fusion == "concat"
+        self.head = nn.Linear(dim * (3 if pooling == "stats" else 1) + (dim if joint_head else 0), num_classes)
+        self.gait_head = nn.Linear(dim, num_classes) if gait_features and not joint_head else None
         membership = region_membership()
         pool = torch.from_numpy((membership / membership.sum(1, keepdims=True)).astype(np.float32))
         self.register_buffer("region_pool", pool, persistent=False)
@@ -87,6 +89,8 @@ class CrossAttnTwin(nn.Module):
             pooled = x.mean(dim=1)
         else:
             pooled = (x * weight[..., None]).sum(dim=1) / weight.sum(dim=1, keepdim=True).clamp(min=1.0)
-        if self.gait is not None:
-            pooled = torch.cat([pooled, self.gait(features)], dim=-1)
-        return self.head(pooled)
+        if self.gait is None:
+            return self.head(pooled)
+        if self.gait_head is None:
+            return self.head(torch.cat([pooled, self.gait(features)], dim=-1))
+        return self.head(pooled) + self.gait_head(self.gait(features))
