@@ -71,12 +71,10 @@ class CrossAttnModel(nnx.Module):
         dtype=jnp.float32,
         rngs: nnx.Rngs,
     ):
-        if encoder not in ENCODERS:
-            raise ConfigError(f"model.encoder={encoder!r}: expected one of {ENCODERS}")
-        if gait_fusion not in GAIT_FUSIONS:
-            raise ConfigError(f"model.gait_fusion={gait_fusion!r}: expected one of {GAIT_FUSIONS}")
-        if pooling not in POOLINGS:
-            raise ConfigError(f"model.pooling={pooling!r}: expected one of {POOLINGS}")
+        choices = (("encoder", encoder, ENCODERS), ("gait_fusion", gait_fusion, GAIT_FUSIONS), ("pooling", pooling, POOLINGS))
+        for field, value, allowed in choices:
+            if value not in allowed:
+                raise ConfigError(f"model.{field}={value!r}: expected one of {allowed}")
         self.patch, self.dim, self.inputs, self.encoder = patch, dim, inputs, encoder
         self.use_prior, self.cross_attention, self.align_weight = use_prior, cross_attention, align_weight
         self.mask_missing, self.pooling = mask_missing, pooling
@@ -103,9 +101,7 @@ class CrossAttnModel(nnx.Module):
         self.token_dropout = ExampleDropout(dropout, 4 * depth + 1)
         self.norm = nnx.LayerNorm(dim, dtype=dtype, param_dtype=jnp.float32, rngs=rngs)
         # `gait_features`: how many the head reads (len(data.gait_features.CLINICAL_FEATURE_NAMES)), 0 = none
-        encoder_id = 4 * depth + 2
-        self.gait = GaitFeatureEncoder(gait_features, dim, dropout, encoder_id, dtype=dtype, rngs=rngs) if gait_features else None
-        self.gait_fusion = gait_fusion
+        self.gait = GaitFeatureEncoder(gait_features, dim, dropout, 4 * depth + 2, dtype=dtype, rngs=rngs) if gait_features else None
         pooled_width = dim * (3 if pooling == "stats" else 1)
         joint_head = gait_features and gait_fusion == "concat"
         self.head = linear(pooled_width + (dim if joint_head else 0), num_classes)

@@ -20,7 +20,7 @@ from flax import nnx
 from jax import lax
 
 from asd_jax.base.architecture import DATA_AXIS
-from asd_jax.models import gait_inputs, reported_logits
+from asd_jax.models import ModelOutput, gait_inputs, reported_logits
 from asd_jax.training import optim, threefry
 
 threefry.unroll_on_cpu()  # the dropout keys' random bits, unrolled: same bits, faster on CPU
@@ -83,17 +83,7 @@ def train_step(
         params, model_state = variables
         model = nnx.merge(graphdef, params, model_state)
         out = model(batch["pose"], batch["prior"], **gait_inputs(batch), dropout_keys=keys)
-        loss_of = functools.partial(
-            optim.classification_loss,
-            labels=labels,
-            valid=batch["valid"],
-            num_classes=loss_config.num_classes,
-            label_smoothing=loss_config.label_smoothing,
-            class_weights=loss_config.class_weights,
-        )
-        loss_sum, _ = loss_of(out.logits)
-        for stream in out.stream_logits:  # each input stream must diagnose on its own too
-            loss_sum = loss_sum + loss_of(stream)[0]
+        loss_sum = weighted_loss_sum(out, labels, batch["valid"], loss_config)
         # pmean of this over shards is the global objective: sum(w*l)/sum(w) + mean aux loss.
         objective = loss_sum * num_shards / global_weight + out.aux_loss
         _, _, new_model_state = nnx.split(model, nnx.Param, ...)
@@ -132,6 +122,23 @@ def train_step(
         "grad_norm": optax.tree.norm(grads),
     }
     return new_state, metrics
+
+
+def weighted_loss_sum(out: ModelOutput, labels: jax.Array, valid: jax.Array, loss_config: LossConfig) -> jax.Array:
+    """The sum of the weighted cross-entropies of the logits and of each input stream's own logits
+    (`ModelOutput.stream_logits`: each stream must diagnose on its own too)."""
+    loss_of = functools.partial(
+        optim.classification_loss,
+        labels=labels,
+        valid=valid,
+        num_classes=loss_config.num_classes,
+        label_smoothing=loss_config.label_smoothing,
+        class_weights=loss_config.class_weights,
+    )
+    loss_sum, _ = loss_of(out.logits)
+    for stream in out.stream_logits:
+        loss_sum = loss_sum + loss_of(stream)[0]
+    return loss_sum
 
 
 def ema_update(ema: Any, params: Any, step: jax.Array, decay: float) -> Any:
