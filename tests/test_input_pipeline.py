@@ -44,6 +44,20 @@ def test_train_batches_have_the_promised_shapes(setup):
     assert (batch["valid"] == 1).all() and np.isfinite(batch["pose"]).all()
 
 
+def test_a_batch_holds_exactly_its_examples_made_one_at_a_time(setup):
+    """Batches are augmented as a whole (a few array operations): each example in them must be bit
+    for bit the one its position gives alone, mirrored or not, joints dropped or not."""
+    source, table, data = setup
+    iterator = input_pipeline.train_iterator(source, table, np.arange(len(table)), data, seed=3)
+    next(iterator)
+    batch = next(iterator)
+    examples = input_pipeline.TrainExamples(source, table, np.arange(len(table)), data, 3)
+    alone = [examples(position) for position in range(8, 16)]
+    for key, value in batch.items():
+        assert value.tobytes() == np.stack([example[key] for example in alone]).tobytes(), key
+    assert len({bool(examples.draw(position)["mirrored"]) for position in range(8, 16)}) == 2
+
+
 @pytest.mark.parametrize("sampling", ["over", "under", "none"])
 def test_class_balancing(setup, sampling):
     source, table, data = setup

@@ -64,6 +64,55 @@ def test_crop_pads_short_clips_with_the_last_frame_and_resampling_keeps_ends():
 
 def test_joint_dropout_rate():
     pose = np.ones((100, 17, 3), np.float32)
-    dropped = transforms.drop_joints(pose, 0.2, np.random.default_rng(0))
+    dropped = transforms.drop_joints(pose, transforms.kept_joints(100, 17, 0.2, np.random.default_rng(0)))
     assert dropped[..., 2].mean() == pytest.approx(0.8, abs=0.03)
     assert ((dropped[..., 2] == 0) == (dropped[..., 0] == 0)).all()
+
+
+def awkward_walks(seed: int) -> np.ndarray:
+    """[8, 48, 17, 3] walks a batch must not mix up: hips lost for a stretch, at the start and at
+    the end and between, never seen, no torso at all, walking the other way, an empty window, joints dropped."""
+    rng = np.random.default_rng(seed)
+    batch = np.stack([walk(48, seed=seed * 8 + i) for i in range(8)])
+    batch[0, 10:30, 11:13, 2] = 0.0
+    batch[1, :5, 11, 2] = batch[1, 20:26, 11, 2] = batch[1, -7:, 12, 2] = 0.0
+    batch[2, :, 11:13, 2] = 0.0
+    batch[3, :, 5:7, 2] = batch[3, :, 11, 2] = 0.0
+    batch[4, :, :, 0] = 1.0 - batch[4, :, :, 0]
+    batch[5] = 0.0
+    batch[6:, ..., 2] *= rng.random((2, 48, 17)) > 0.3
+    return batch
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_a_batch_is_transformed_bit_for_bit_as_each_walk_alone(seed):
+    """The training pipeline mirrors, normalises and rotates a whole batch at once: every walk must
+    come out exactly as when it is transformed on its own (what evaluation and export do)."""
+    batch = awkward_walks(seed)
+    angles, scales = np.linspace(-5, 5, 8), np.linspace(0.9, 1.1, 8)
+    alone = np.stack([transforms.normalize_pose(transforms.flip_left_right(walk)) for walk in batch])
+    together = transforms.normalize_pose(transforms.flip_left_right(batch))
+    assert together.tobytes() == alone.tobytes()
+    rotated = np.stack([transforms.rotate_scale(w, float(a), float(s)) for w, a, s in zip(alone, angles, scales)])
+    assert transforms.rotate_scale(together, angles, scales).tobytes() == rotated.tobytes()
+
+
+def test_missing_hips_are_interpolated_as_np_interp_does():
+    """Hips lost at the start, in the middle and at the end of a window: the origin holds the nearest
+    seen mid-hip, between seen frames it is interpolated; the unit is the median torso over fully seen frames."""
+    pose = awkward_walks(0)[1]
+    up = np.array([1, -1], np.float32)
+    seen = (pose[..., 2] >= transforms.MIN_SCORE)
+    hips_seen = seen[:, 11] & seen[:, 12]
+    hips = 0.5 * (pose[:, 11, :2] + pose[:, 12, :2]) * up
+    shoulders = 0.5 * (pose[:, 5, :2] + pose[:, 6, :2]) * up
+    frames = np.arange(len(pose))
+    centre = np.stack([np.interp(frames, frames[hips_seen], hips[hips_seen, d]) for d in range(2)], -1)
+    both = hips_seen & seen[:, 5] & seen[:, 6]
+    torso = np.median(np.linalg.norm(shoulders[both] - hips[both], axis=-1))
+    expected = (pose[:, 0, :2] * up - centre) / torso
+    if centre[-1, 0] < centre[0, 0]:
+        expected[:, 0] = -expected[:, 0]
+    expected[~seen[:, 0]] = 0.0  # a missing nose sits at the origin
+    assert not hips_seen[0] and not hips_seen[-1] and seen[:, 0].mean() > 0.9
+    np.testing.assert_allclose(transforms.normalize_pose(pose)[:, 0, :2], expected, rtol=1e-6, atol=1e-6)

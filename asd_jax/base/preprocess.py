@@ -15,6 +15,8 @@ it was trained on finer classes than it reports) -> `clip_probabilities`
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 
 from asd_jax.base.skeleton import FLIP_PERMUTATION, LEFT_HIP, LEFT_SHOULDER, MIN_SCORE, RIGHT_HIP, RIGHT_SHOULDER
@@ -49,6 +51,19 @@ def stored_pose(keypoint: np.ndarray, score: np.ndarray, img_shape: tuple[float,
     return np.concatenate([xy, s[..., None]], axis=-1).astype(np.float32)
 
 
+@functools.lru_cache(maxsize=4096)
+def _resampling(length: int, num_frames: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Lower and upper source frames and the upper one's weight for each of `num_frames` frames
+    spanning `length` (training asks for the same few pairs tens of thousands of times)."""
+    positions = np.linspace(0.0, length - 1, num_frames)
+    lower = np.floor(positions).astype(int)
+    upper = np.minimum(lower + 1, length - 1)
+    weights = (lower, upper, (positions - lower)[:, None, None])
+    for shared in weights:
+        shared.setflags(write=False)
+    return weights
+
+
 def resample_time(pose: np.ndarray, num_frames: int) -> np.ndarray:
     """Linear interpolation of every channel to `num_frames` frames spanning the same interval."""
     length = pose.shape[0]
@@ -56,10 +71,8 @@ def resample_time(pose: np.ndarray, num_frames: int) -> np.ndarray:
         return pose
     if length == 1:
         return np.repeat(pose, num_frames, axis=0)
-    positions = np.linspace(0.0, length - 1, num_frames)
-    lower = np.floor(positions).astype(int)
-    upper = np.minimum(lower + 1, length - 1)
-    frac = (positions - lower)[:, None, None].astype(pose.dtype)
+    lower, upper, frac = _resampling(length, num_frames)
+    frac = frac.astype(pose.dtype)
     return pose[lower] * (1 - frac) + pose[upper] * frac
 
 
@@ -79,48 +92,77 @@ def resample_fps(pose: np.ndarray, fps: float, target_fps: float) -> np.ndarray:
 
 def _pair_centre(pose: np.ndarray, a: int, b: int) -> tuple[np.ndarray, np.ndarray]:
     """Per-frame mean of two joints where both are confident, and where that holds."""
-    ok = (pose[:, a, 2] >= MIN_SCORE) & (pose[:, b, 2] >= MIN_SCORE)
-    return 0.5 * (pose[:, a, :2] + pose[:, b, :2]), ok
+    ok = (pose[..., a, 2] >= MIN_SCORE) & (pose[..., b, 2] >= MIN_SCORE)
+    return 0.5 * (pose[..., a, :2] + pose[..., b, :2]), ok
 
 
-def _fill_missing(values: np.ndarray, ok: np.ndarray, fallback: np.ndarray) -> np.ndarray:
-    """Interpolates per-frame values over frames where `ok` is False (constant `fallback` if none)."""
-    if not ok.any():
-        return np.broadcast_to(fallback, values.shape).copy()
-    frames = np.arange(len(values))
-    return np.stack([np.interp(frames, frames[ok], values[ok, d]) for d in range(values.shape[1])], -1)
+def _fill_missing(values: np.ndarray, ok: np.ndarray) -> np.ndarray:
+    """[B, T, D] -> float64 values interpolated over the frames where `ok` [B, T] is False: np.interp's
+    arithmetic, one sequence at a time in one pass (constant before the first and after the last
+    ok frame; a sequence without one keeps its values)."""
+    length = values.shape[1]
+    frames = np.arange(length)
+    before = np.maximum.accumulate(np.where(ok, frames, -1), axis=1)  # last ok frame <= t, -1 if none
+    after = np.minimum.accumulate(np.where(ok, frames, length)[:, ::-1], axis=1)[:, ::-1]  # first >= t
+    values = values.astype(np.float64)
+    low = np.take_along_axis(values, np.maximum(before, 0)[..., None], axis=1)
+    high = np.take_along_axis(values, np.minimum(after, length - 1)[..., None], axis=1)
+    slope = (high - low) / np.maximum(after - before, 1)[..., None]
+    between = slope * (frames - before)[..., None] + low
+    filled = np.where((before < 0)[..., None], high, np.where((after == length)[..., None], low, between))
+    return np.where(ok[..., None], values, filled)
+
+
+def _median_length(lengths: np.ndarray, counted: np.ndarray) -> np.ndarray:
+    """[B] float32 median of each row's counted lengths, as np.median of them gives it: the mean of
+    the two middle values (one when the count is odd); inf where a row counts none."""
+    count = counted.sum(-1)
+    ordered = np.sort(np.where(counted, lengths, np.inf), axis=-1)
+    rows = np.arange(len(ordered))
+    lower, upper = ordered[rows, np.maximum(count - 1, 0) // 2], ordered[rows, count // 2]
+    return (lower + upper) / np.float32(2)
 
 
 def normalize_pose(pose: np.ndarray) -> np.ndarray:
     """Mid-hip origin, torso-length unit, y up, walking towards +x; missing joints at 0. Never NaN.
 
+    One sequence [T, 17, 3], or a batch [B, T, 17, 3] (what the training pipeline hands over at
+    once) whose sequences are each normalised on their own, exactly as one at a time.
     Joints whose score is below MIN_SCORE are "missing": their x and y are 0 and the model sees
     them through their score.
     """
+    if pose.ndim == 3:
+        return normalize_pose(pose[None])[0]
     pose = pose.astype(np.float32, copy=True)
     pose[..., 1] = -pose[..., 1]
     visible = pose[..., 2] >= MIN_SCORE
-    fallback = pose[..., :2][visible].mean(0) if visible.any() else np.zeros(2, np.float32)
     hips, hips_ok = _pair_centre(pose, LEFT_HIP, RIGHT_HIP)
-    centre = _fill_missing(hips, hips_ok, fallback)
     shoulders, shoulders_ok = _pair_centre(pose, LEFT_SHOULDER, RIGHT_SHOULDER)
     both = hips_ok & shoulders_ok
-    if both.any():
-        torso = float(np.median(np.linalg.norm(shoulders[both] - hips[both], axis=-1)))
-    else:  # no torso seen: a third of the visible body's height is a fair unit
-        ys = pose[..., 1][visible]
-        torso = float(ys.max() - ys.min()) / 3 if visible.any() else 1.0
-    torso = torso if torso > 1e-6 else 1.0
-    xy = (pose[..., :2] - centre[:, None, :]) / torso
-    if centre[-1, 0] < centre[0, 0]:
-        xy[..., 0] = -xy[..., 0]
-    xy = np.where(visible[..., None], xy, 0.0)
-    return np.concatenate([xy, pose[..., 2:]], -1).astype(np.float32)
+    torso = _median_length(np.linalg.norm(shoulders - hips, axis=-1), both).astype(np.float64)
+    for b in np.flatnonzero(~both.any(-1)):  # no torso seen: a third of the visible body's height is a fair unit
+        ys = pose[b, ..., 1][visible[b]]
+        torso[b] = float(ys.max() - ys.min()) / 3 if visible[b].any() else 1.0
+    torso = np.where(torso > 1e-6, torso, 1.0)
+    centre = _fill_missing(hips, hips_ok)  # the hips' mid-point, interpolated where a hip is missing
+    xy = pose[..., :2].astype(np.float64)
+    xy -= centre[..., None, :]
+    xy /= torso[:, None, None, None]
+    for b in np.flatnonzero(~hips_ok.any(-1)):  # no hips seen: the visible joints' mean, in float32
+        fallback = pose[b, ..., :2][visible[b]].mean(0) if visible[b].any() else np.zeros(2, np.float32)
+        xy[b] = (pose[b, ..., :2] - fallback) / np.float32(torso[b])
+        centre[b] = fallback
+    backwards = centre[:, -1, 0] < centre[:, 0, 0]
+    xy[backwards, ..., 0] = -xy[backwards, ..., 0]
+    np.copyto(xy, 0.0, where=~visible[..., None])
+    normalised = np.empty_like(pose)
+    normalised[..., :2], normalised[..., 2:] = xy, pose[..., 2:]
+    return normalised
 
 
 def flip_left_right(pose: np.ndarray) -> np.ndarray:
-    """Mirror image: x negated and left/right joints swapped (before normalisation)."""
-    flipped = pose[:, FLIP_PERMUTATION].copy()
+    """Mirror image: x negated and left/right joints swapped (before normalisation); [..., 17, 3]."""
+    flipped = pose[..., FLIP_PERMUTATION, :]
     flipped[..., 0] = -flipped[..., 0]
     return flipped
 

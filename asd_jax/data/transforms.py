@@ -27,18 +27,25 @@ from asd_jax.base.preprocess import (  # noqa: F401 - re-exported: the pipeline'
 from asd_jax.base.skeleton import MIN_SCORE  # noqa: F401 - re-exported
 
 
-def rotate_scale(pose: np.ndarray, angle_deg: float, scale: float) -> np.ndarray:
-    """Rotates and scales a normalised pose about the origin; missing joints stay at 0."""
-    angle = np.deg2rad(angle_deg)
-    rotation = scale * np.array([[np.cos(angle), -np.sin(angle)], [np.sin(angle), np.cos(angle)]], np.float32)
-    xy = pose[..., :2] @ rotation.T
+def rotate_scale(pose: np.ndarray, angle_deg: float | np.ndarray, scale: float | np.ndarray) -> np.ndarray:
+    """Rotates and scales a normalised pose about the origin; missing joints stay at 0. One
+    sequence [T, 17, 3] by one angle and scale, or a batch [B, T, 17, 3] each by its own ([B])."""
+    angle = np.deg2rad(np.asarray(angle_deg, np.float64))
+    cos, sin = np.cos(angle), np.sin(angle)
+    turn = np.stack([np.stack([cos, -sin], -1), np.stack([sin, cos], -1)], -2).astype(np.float32)
+    rotation = np.asarray(scale, np.float32)[..., None, None] * turn  # [(B,) 2, 2]
+    xy = pose[..., :2] @ np.swapaxes(rotation, -1, -2)[..., None, :, :]
     return np.concatenate([xy, pose[..., 2:]], -1).astype(np.float32)
 
 
-def drop_joints(pose: np.ndarray, rate: float, rng: np.random.Generator) -> np.ndarray:
-    """Marks a random `rate` of joints missing (score and coordinates 0)."""
-    keep = (rng.random(pose.shape[:2]) >= rate)[..., None]
-    return pose * keep.astype(pose.dtype)
+def kept_joints(frames: int, joints: int, rate: float, rng: np.random.Generator) -> np.ndarray:
+    """[frames, joints] True but for a random `rate` of the joints, which augmentation marks missing."""
+    return rng.random((frames, joints)) >= rate
+
+
+def drop_joints(pose: np.ndarray, kept: np.ndarray) -> np.ndarray:
+    """Marks the joints not `kept` missing (score and coordinates 0); one sequence or a batch."""
+    return pose * kept[..., None].astype(pose.dtype)
 
 
 def speed_crop(pose: np.ndarray, start: int, span: int, window: int, pad: str) -> np.ndarray:
