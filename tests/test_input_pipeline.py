@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from asd_jax.base.labels import parse_label_map
-from asd_jax.data import input_pipeline, splits
+from asd_jax.data import input_pipeline, splits, transforms
 from configs.crossattn import get_config
 
 
@@ -116,6 +116,21 @@ def test_eval_covers_every_window_of_every_clip_once_on_every_process_count(setu
                 assert (batch["clip_index"][batch["valid"] == 0] == -1).all()
         assert len(set(batch_counts)) == 1
         assert sorted(seen) == sorted(expected[:, 0].tolist())
+
+
+def test_evaluation_batches_hold_each_window_exactly_as_eval_window_makes_it(setup):
+    """Evaluation also mirrors and normalises whole batches; what the model sees must be the window
+    the exported predictor and --mode=predict make one at a time (base.preprocess.eval_window)."""
+    source, table, data = setup
+    data = data.copy_and_resolve_references()
+    data.test_flip = True
+    rows = np.arange(len(table))
+    windows = input_pipeline.eval_windows(table, rows, data)
+    poses = np.concatenate([batch["pose"] for batch in input_pipeline.eval_batches(source, table, rows, data)])[: len(windows)]
+    for pose, (row, start, mirrored) in zip(poses, windows):
+        clip = input_pipeline.load_clip(source, table, int(row), data.fps)["pose"]
+        assert pose.tobytes() == transforms.eval_window(clip, int(start), data.window, bool(mirrored), data.pad).tobytes()
+    assert windows[:, 2].any() and not windows[:, 2].all()
 
 
 def test_batch_not_divisible_by_processes_is_an_error(setup):

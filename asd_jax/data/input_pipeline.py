@@ -82,11 +82,6 @@ def cached_loader(source: Any, table: ClipTable, target_fps: float, gait_feature
     return functools.lru_cache(maxsize=CLIP_CACHE_SIZE)(lambda row: load_clip(source, table, row, target_fps, gait_features))
 
 
-def with_features(example: dict[str, Any], clip: dict[str, Any]) -> dict[str, Any]:
-    """The example with its clip's gait features, when the clip was loaded with them."""
-    return example | {"features": clip["features"]} if "features" in clip else example
-
-
 @dataclasses.dataclass(frozen=True, eq=False)
 class TrainExamples:
     """Global position -> augmented training example (a pure function of seed and position)."""
@@ -229,20 +224,23 @@ def eval_batches(
     num_batches = max(1, -(-len(windows) // global_batch))
     clip_of = cached_loader(source, table, data.fps, gait_features)  # a clip's windows (and mirror images) share one read
 
-    def example(local_position: int) -> dict[str, np.ndarray]:
-        batch, offset = divmod(int(local_position), local)
-        position = batch * global_batch + process_index * local + offset
-        if position >= len(windows):
-            row, start, mirrored, valid = int(windows[0, 0]), 0, 0, False
-        else:
-            (row, start, mirrored), valid = windows[position], True
-        clip = clip_of(int(row))
-        return with_features({
-            "pose": transforms.eval_window(clip["pose"], int(start), data.window, bool(mirrored), pad),
-            "prior": clip["prior"],
-            "label": np.int32(table.label[row]),
-            "valid": np.float32(valid),
-            "clip_index": np.int32(row if valid else -1),
-        }, clip)
+    def local_batch(index: int) -> dict[str, np.ndarray]:
+        positions = int(index) * global_batch + process_index * local + np.arange(local)
+        valid = positions < len(windows)
+        row, start, mirrored = np.where(valid[:, None], windows[np.minimum(positions, len(windows) - 1)], [windows[0, 0], 0, 0]).T
+        clips = [clip_of(int(r)) for r in row]
+        pose = np.stack([transforms.crop_window(clip["pose"], int(s), data.window, pad) for clip, s in zip(clips, start)])
+        mirrored = mirrored.astype(bool)
+        pose[mirrored] = transforms.flip_left_right(pose[mirrored])
+        batch = {
+            "pose": transforms.normalize_pose(pose),  # each window as eval_window makes it alone
+            "prior": np.stack([clip["prior"] for clip in clips]),
+            "label": table.label[row].astype(np.int32),
+            "valid": valid.astype(np.float32),
+            "clip_index": np.where(valid, row, -1).astype(np.int32),
+        }
+        if gait_features:
+            batch["features"] = np.stack([clip["features"] for clip in clips])
+        return batch
 
-    return grain.MapDataset.range(0, num_batches * local).map(example).batch(local)
+    return grain.MapDataset.range(0, num_batches).map(local_batch)
