@@ -282,9 +282,12 @@ def tables(results: dict[str, Any]) -> str:
             "pipeline/need": f"{r['pipeline_over_consumption']:.2f}",
         })
         base_t, base = next(iter(r["windows"].items()))
+
+        def per_frame(key: str) -> str:  # 1.00 at every T = growing linearly with T
+            return " ".join(f"{(w[key] / int(t)) / (base[key] / int(base_t)):.2f}" for t, w in r["windows"].items())
+
         sweep.append({"family": family, **{f"T={t} ms": f"{w['step_ms']:.1f}" for t, w in r["windows"].items()},
-                      f"ms/T vs T={base_t}": " ".join(f"{(w['step_ms'] / int(t)) / (base['step_ms'] / int(base_t)):.2f}"
-                                                     for t, w in r["windows"].items())})
+                      f"ms/T vs T={base_t}": per_frame("step_ms"), f"GFLOP/T vs T={base_t}": per_frame("gflop_per_step")})
     pipeline = results["pipeline"]
     return "\n".join([report.text_table(rows, list(rows[0])), "", report.text_table(sweep, list(sweep[0])), "",
                       f"input pipeline: {pipeline['clips_per_s']:.0f} clips/s once an epoch has filled its clip cache, "
