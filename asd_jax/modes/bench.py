@@ -87,20 +87,27 @@ def pin_threads(threads: int) -> int:
     return count
 
 
-def timed(step: Callable[[], Any], steps: int, warmup: int) -> dict[str, float]:
-    """Seconds of the first call (compilation for jit and torch.compile), and the median of
-    `steps` calls after `warmup` more; `step` must block until its results are ready."""
-    start = time.perf_counter()
-    step()
-    first = time.perf_counter() - start
-    for _ in range(warmup):
-        step()
-    times = []
-    for _ in range(steps):
+def timed(steps: dict[str, Callable[[], Any]], count: int, warmup: int) -> dict[str, dict[str, float]]:
+    """Per step: seconds of its first call (compilation for jit and torch.compile), and the median
+    of `count` calls after `warmup` more. The steps take turns, one call each per round (the order
+    reversed every other round), so a machine whose speed drifts by tens of percent within a
+    minute, as a shared one does, slows them alike and their ratio holds. Each `step` must block
+    until its results are ready."""
+    def clock(step: Callable[[], Any]) -> float:
         start = time.perf_counter()
         step()
-        times.append(time.perf_counter() - start)
-    return {"first_step_s": first, "step_ms": 1e3 * statistics.median(times)}
+        return time.perf_counter() - start
+
+    first = {name: clock(step) for name, step in steps.items()}
+    for _ in range(warmup):
+        for step in steps.values():
+            step()
+    times: dict[str, list[float]] = {name: [] for name in steps}
+    for round_index in range(count):
+        order = list(steps) if round_index % 2 == 0 else list(reversed(steps))
+        for name in order:
+            times[name].append(clock(steps[name]))
+    return {name: {"first_step_s": first[name], "step_ms": 1e3 * statistics.median(times[name])} for name in steps}
 
 
 def progress(message: str) -> None:
@@ -125,29 +132,37 @@ def random_batch(config: ml_collections.ConfigDict, batch: int, num_classes: int
     }
 
 
-def jax_train(config: ml_collections.ConfigDict, batch: dict[str, np.ndarray], num_classes: int, steps: int, warmup: int):
-    """Times the project's own compiled train step; returns (results, the state to evaluate, dp)."""
+def jax_train(config: ml_collections.ConfigDict, batch: dict[str, np.ndarray], num_classes: int):
+    """The project's own compiled train step, ready to time: (step, what its compilation says
+    (compile seconds, FLOPs, memory), the current state, dp)."""
     dp, host_state, _ = setup.fresh_parallel(config, num_classes)
     state, device_batch = dp.put_state(host_state), dp.put_batch(batch)
     start = time.perf_counter()
     compiled = dp.compile(state, device_batch)
-    compile_s = time.perf_counter() - start
+    facts = {"compile_s": time.perf_counter() - start}
 
     def step():
         nonlocal state
         state, metrics = dp.train_step(state, device_batch)
         jax.block_until_ready((state, metrics))
 
-    result = {"compile_s": compile_s, **timed(step, steps, warmup)}
     cost = compiled.cost_analysis()
     cost = cost[0] if isinstance(cost, list) else cost
-    result["gflop_per_step"] = float(cost.get("flops", 0.0)) / 1e9
-    result["gflop_per_s"] = result["gflop_per_step"] / (result["step_ms"] / 1e3)
+    facts["gflop_per_step"] = float(cost.get("flops", 0.0)) / 1e9
     memory = compiled.memory_analysis()
     if memory is not None:
         sizes = (memory.argument_size_in_bytes, memory.output_size_in_bytes, memory.temp_size_in_bytes)
-        result["memory_mib"] = (sizes[0] + sizes[1] - memory.alias_size_in_bytes + sizes[2]) / 2**20
-    return result, state, dp
+        facts["memory_mib"] = (sizes[0] + sizes[1] - memory.alias_size_in_bytes + sizes[2]) / 2**20
+    return step, facts, lambda: state, dp
+
+
+def jax_step_timing(
+    config: ml_collections.ConfigDict, batch: dict[str, np.ndarray], num_classes: int, steps: int, warmup: int
+) -> dict[str, float]:
+    """The JAX step alone (the window sweep): compile facts, first step, median step, FLOP/s."""
+    step, facts, _, _ = jax_train(config, batch, num_classes)
+    result = facts | timed({"jax": step}, steps, warmup)["jax"]
+    return result | {"gflop_per_s": result["gflop_per_step"] / (result["step_ms"] / 1e3)}
 
 
 def jax_eval(config: ml_collections.ConfigDict, dp: Any, state: Any, num_classes: int, steps: int, warmup: int) -> float:
@@ -155,7 +170,7 @@ def jax_eval(config: ml_collections.ConfigDict, dp: Any, state: Any, num_classes
     size = config.data.eval_batch_size
     batch = random_batch(config, size, num_classes) | {"clip_index": np.arange(size, dtype=np.int32)}
     device_batch = dp.put_batch(batch)
-    result = timed(lambda: jax.block_until_ready(dp.eval_step(state, device_batch)), steps, warmup)
+    result = timed({"eval": lambda: jax.block_until_ready(dp.eval_step(state, device_batch))}, steps, warmup)["eval"]
     return size / (result["step_ms"] / 1e3)
 
 
@@ -165,19 +180,21 @@ def bench_family(family: str, options: BenchOptions) -> dict[str, Any]:
     num_classes = len(folds.class_names(config.data))
     batch = random_batch(config, options.batch, num_classes)
     weights = bench_torch.initial_weights(config, num_classes)  # before any donated JAX step
-    progress(f"{family}: JAX train step")
-    jax_result, state, dp = jax_train(config, batch, num_classes, options.steps, options.warmup)
-    jax_result["eval_clips_per_s"] = jax_eval(config, dp, state, num_classes, options.steps, options.warmup)
-    result = {"jax": jax_result}
+    progress(f"{family}: compiling the JAX train step")
+    jax_step, facts, current_state, dp = jax_train(config, batch, num_classes)
+    steps = {"jax": jax_step}
     for name, compiled in (("torch_eager", False), ("torch_compile", True)):
-        if compiled and not options.torch_compile:
-            continue
-        progress(f"{family}: {name}")
-        step = bench_torch.twin_step(config, num_classes, weights, batch, compiled=compiled)
-        result[name] = timed(step, options.steps, options.warmup)
-    for name in ("torch_eager", "torch_compile"):
-        if name in result:
-            result[f"speedup_vs_{name}"] = result[name]["step_ms"] / jax_result["step_ms"]
+        if not compiled or options.torch_compile:
+            steps[name] = bench_torch.twin_step(config, num_classes, weights, batch, compiled=compiled)
+    progress(f"{family}: timing {', '.join(steps)} in turns (torch.compile compiles on its first step)")
+    timings = timed(steps, options.steps, options.warmup)
+    jax_result = facts | timings.pop("jax")
+    jax_result["gflop_per_s"] = jax_result["gflop_per_step"] / (jax_result["step_ms"] / 1e3)
+    progress(f"{family}: JAX eval forward")
+    jax_result["eval_clips_per_s"] = jax_eval(config, dp, current_state(), num_classes, options.steps, options.warmup)
+    result = {"jax": jax_result, **timings}
+    for name in timings:
+        result[f"speedup_vs_{name}"] = result[name]["step_ms"] / jax_result["step_ms"]
     result["windows"] = {}
     for window in options.windows:
         timing = jax_result
@@ -185,7 +202,7 @@ def bench_family(family: str, options: BenchOptions) -> dict[str, Any]:
             progress(f"{family}: JAX step at T={window}")
             config_t = family_config(family, options, window)
             batch_t = random_batch(config_t, options.batch, num_classes)
-            timing, _, _ = jax_train(config_t, batch_t, num_classes, options.window_steps, 1)
+            timing = jax_step_timing(config_t, batch_t, num_classes, options.window_steps, 1)
         result["windows"][str(window)] = {k: timing[k] for k in ("compile_s", "step_ms", "gflop_per_step")}
     return result
 
