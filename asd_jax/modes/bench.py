@@ -9,7 +9,8 @@ For each model family (configs/<family>.py) it times
 - the real JAX train step (training/setup.py → DataParallel: jit(shard_map(steps.train_step)),
   forward, backward, clipped AdamW, donated state) against the twin (pytorch/twins) trained by
   a plain AdamW + clip_grad_norm_ step, eagerly and under torch.compile; same batch, same initial
-  weights (converted), median of `--steps` steps after `--warmup` ones, every step synchronised;
+  weights (converted), median of `--steps` steps after `--warmup` ones, every step synchronised,
+  the three steps taking turns (`timed`) so their ratios are measured under the same load;
 - compile / first-step time of each, FLOPs of the compiled JAX step (XLA cost_analysis) and the
   FLOP/s achieved, its memory (XLA memory_analysis), eval throughput of the JAX forward;
 - the JAX step at each window length of `--windows`;
