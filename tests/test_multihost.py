@@ -61,7 +61,7 @@ TRAIN_SCRIPT = textwrap.dedent(
         }
         mine = {k: v[process_id * local : (process_id + 1) * local] for k, v in batch.items()}
         state, metrics = dp.train_step(state, dp.put_batch(mine))
-    params = jax.tree_util.tree_flatten_with_path(state.params)[0]
+    params = jax.tree_util.tree_flatten_with_path(dp.get_state(state).params)[0]
     if jax.process_index() == 0:
         np.savez(out, **{jax.tree_util.keystr(p): np.asarray(leaf.addressable_data(0)) for p, leaf in params})
     print("DONE", dp.scalar(metrics["loss"]))

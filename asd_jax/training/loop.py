@@ -180,7 +180,7 @@ def _train_loop(
 
 
 def _check_finite(dp: DataParallel, state: Any) -> None:
-    bad_step = int(dp.scalar(state.nonfinite_step))
+    bad_step = int(dp.scalar(dp.get_state(state).nonfinite_step))
     if bad_step >= 0:
         raise NonFiniteLossError(
             f"non-finite loss at step {bad_step + 1}; training stopped, the last checkpoint before it is kept. "
