@@ -99,7 +99,7 @@ def _pair_centre(pose: np.ndarray, a: int, b: int) -> tuple[np.ndarray, np.ndarr
 def _fill_missing(values: np.ndarray, ok: np.ndarray) -> np.ndarray:
     """[B, T, D] -> float64 values interpolated over the frames where `ok` [B, T] is False: np.interp's
     arithmetic, one sequence at a time in one pass (constant before the first and after the last
-    ok frame; a sequence without one keeps its values)."""
+    ok frame). Meaningless for a sequence without an ok frame, which the caller replaces."""
     length = values.shape[1]
     frames = np.arange(length)
     before = np.maximum.accumulate(np.where(ok, frames, -1), axis=1)  # last ok frame <= t, -1 if none
@@ -114,8 +114,8 @@ def _fill_missing(values: np.ndarray, ok: np.ndarray) -> np.ndarray:
 
 
 def _median_length(lengths: np.ndarray, counted: np.ndarray) -> np.ndarray:
-    """[B] float32 median of each row's counted lengths, as np.median of them gives it: the mean of
-    the two middle values (one when the count is odd); inf where a row counts none."""
+    """[B] float32 median of each row's counted (finite) lengths, as np.median of them gives it: the
+    mean of the two middle values (one when the count is odd); inf where a row counts none."""
     count = counted.sum(-1)
     ordered = np.sort(np.where(counted, lengths, np.inf), axis=-1)
     rows = np.arange(len(ordered))

@@ -144,15 +144,15 @@ class TrainExamples:
         pose = transforms.normalize_pose(pose)
         pose = transforms.rotate_scale(pose, np.array([d["angle"] for d in draws]), np.array([d["scale"] for d in draws]))
         rows = np.array([d["row"] for d in draws])
-        batch = {
+        arrays = {
             "pose": transforms.drop_joints(pose, np.stack([d["kept"] for d in draws])),
             "prior": np.stack([d["prior"] for d in draws]),
             "label": self.table.train_label[rows].astype(np.int32),  # the class the model is trained on
             "valid": np.ones(len(draws), np.float32),
         }
         if self.gait_features:
-            batch["features"] = np.stack([d["clip"]["features"] for d in draws])
-        return batch
+            arrays["features"] = np.stack([d["clip"]["features"] for d in draws])
+        return arrays
 
     def __call__(self, position: int) -> dict[str, np.ndarray]:
         return {key: value[0] for key, value in self.batch([position]).items()}

@@ -302,6 +302,8 @@ def tables(results: dict[str, Any]) -> str:
         base_t, base = next(iter(r["windows"].items()))
 
         def per_frame(key: str) -> str:  # 1.00 at every T = growing linearly with T
+            if not base[key]:  # no FLOP count from this backend
+                return "-"
             return " ".join(f"{(w[key] / int(t)) / (base[key] / int(base_t)):.2f}" for t, w in r["windows"].items())
 
         sweep.append({"family": family, **{f"T={t} ms": f"{w['step_ms']:.1f}" for t, w in r["windows"].items()},
