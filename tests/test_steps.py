@@ -14,7 +14,8 @@ from asd_jax.training.parallel import make_data_parallel
 from configs.crossattn import get_config
 
 
-def test_nonfinite_loss_keeps_the_last_good_params_and_is_reported():
+def smoke_step():
+    """A one-device DataParallel of crossattn's smoke model, its unplaced state and a batch."""
     config = get_config("smoke")
     optimizer = optim.make_optimizer(config.optim, 10)
     graphdef, state = setup.create_state(config, 3, optimizer)
@@ -31,6 +32,23 @@ def test_nonfinite_loss_keeps_the_last_good_params_and_is_reported():
         "label": np.array([0, 1, 2, 0], np.int32),
         "valid": np.ones(4, np.float32),
     }
+    return dp, state, batch
+
+
+def test_a_step_takes_only_the_state_put_state_placed():
+    """Placed, the state is its list of leaves; the tree itself, or a state of another structure,
+    is refused in one line rather than failing deep inside jax."""
+    dp, state, batch = smoke_step()
+    with pytest.raises(ValueError, match="the steps take the state put_state placed"):
+        dp.train_step(state, dp.put_batch(batch))
+    placed = dp.put_state(state)
+    assert isinstance(placed, list) and len(placed) == len(jax.tree.leaves(state))
+    with pytest.raises(ValueError, match=r"another structure \(\d+ leaves\) than the one these steps were built for"):
+        dp.put_state(state.params)
+
+
+def test_nonfinite_loss_keeps_the_last_good_params_and_is_reported():
+    dp, state, batch = smoke_step()
     state = dp.put_state(state)
     state, _ = dp.train_step(state, dp.put_batch(batch))
     good = jax.tree.map(np.asarray, dp.get_state(state).params)
