@@ -111,6 +111,22 @@ def test_flax_to_torch_to_flax_is_bitwise(name):
         assert back[path].dtype == flat[path].dtype and np.array_equal(back[path], flat[path]), path
 
 
+@pytest.mark.parametrize("name", (*FAMILIES, "crossattn_clip_stats_diagnoses", "crossattn_clip_gait_diagnoses"))
+def test_twins_compute_on_the_device_of_their_inputs(name):
+    """Every tensor a twin makes while it runs is made where its inputs are, so an exported model
+    trains and predicts on a GPU (the bench times it there). PyTorch's `meta` device refuses a CPU
+    tensor the way CUDA does, so this is checked without a GPU: forward and backward on `meta`."""
+    config = smoke_config(name)
+    twin = build_twin(config.model, 3).to("meta")
+    pose, prior = (torch.from_numpy(x).to("meta") for x in inputs(config.data.window))
+    features = torch.zeros(len(pose), config.model.gait_features, device="meta") if config.model.get("gait_features") else None
+    logits = twin(pose, prior, features) if features is not None else twin(pose, prior)
+    logits.sum().backward()
+    assert logits.device.type == "meta" and tuple(logits.shape) == (4, 3)
+    grads = [p.grad for p in twin.parameters() if p.grad is not None]
+    assert grads and all(g.device.type == "meta" for g in grads)
+
+
 @pytest.mark.parametrize("pooling", ["mean", "stats"])
 def test_padded_whole_clips_give_the_same_logits_in_torch(pooling):
     """crossattn over whole clips masks the patches of a clip's missing tail: the twin must too,

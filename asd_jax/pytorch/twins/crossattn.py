@@ -58,7 +58,7 @@ class CrossAttnTwin(nn.Module):
         batch, frames = pose.shape[:2]
         num_patches = frames // self.patch
         frame = model_inputs(pose, self.inputs)
-        time_codes = positions(num_patches, self.dim)
+        time_codes = positions(num_patches, self.dim, pose.device)
         if self.encoder == "patch":
             x = self.pose_embed(frame.reshape(batch, num_patches, -1))
         else:
@@ -83,7 +83,7 @@ class CrossAttnTwin(nn.Module):
             x = temporal(x, bias=time_bias)
         x = self.norm(x)
         if self.pooling == "stats":
-            present = torch.ones(x.shape[:2], dtype=torch.bool) if weight is None else weight > 0
+            present = torch.ones(x.shape[:2], dtype=torch.bool, device=x.device) if weight is None else weight > 0
             pooled = pool_time(x, self.pooling, present)
         elif weight is None:
             pooled = x.mean(dim=1)

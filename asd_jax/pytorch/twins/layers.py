@@ -69,11 +69,11 @@ def gelu(x: torch.Tensor) -> torch.Tensor:
     return F.gelu(x, approximate="tanh")  # jax.nn.gelu's default
 
 
-def positions(length: int, dim: int) -> torch.Tensor:
+def positions(length: int, dim: int, device: torch.device) -> torch.Tensor:
     """base.architecture.sinusoidal_positions in torch (float64, like numpy, then float32), so that
     an exported graph takes windows of any length."""
-    freqs = torch.from_numpy(np.exp(-np.log(10000.0) * np.arange(0, dim, 2) / dim))
-    angles = torch.arange(length, dtype=torch.float64)[:, None] * freqs
+    freqs = torch.from_numpy(np.exp(-np.log(10000.0) * np.arange(0, dim, 2) / dim)).to(device)
+    angles = torch.arange(length, dtype=torch.float64, device=device)[:, None] * freqs
     codes = torch.stack([torch.sin(angles), torch.cos(angles)], dim=-1).reshape(length, -1)
     return codes[:, :dim].to(torch.float32)
 

@@ -18,7 +18,7 @@ def ankle_gap(pose: torch.Tensor, smooth: int = 5) -> torch.Tensor:
     """asd_jax.models.phase.ankle_gap for a batch: [B, T, 17, 3] -> [B, T]."""
     gap = (pose[:, :, LEFT_ANKLE, 0] - pose[:, :, RIGHT_ANKLE, 0]).abs()
     padded = F.pad(gap[:, None], (smooth // 2, smooth - 1 - smooth // 2), mode="replicate")
-    return F.conv1d(padded, torch.full((1, 1, smooth), 1.0 / smooth))[:, 0]
+    return F.conv1d(padded, torch.full((1, 1, smooth), 1.0 / smooth, dtype=gap.dtype, device=gap.device))[:, 0]
 
 
 def widest_stride_mask(pose: torch.Tensor, min_distance: int = 10) -> torch.Tensor:
@@ -34,13 +34,13 @@ def step_boundaries(pose: torch.Tensor, max_steps: int) -> tuple[torch.Tensor, t
     frames = pose.shape[1]
     mask = widest_stride_mask(pose)
     rank = mask.long().cumsum(dim=1) - 1
-    slots = torch.arange(max_steps + 1)[None, :, None]
+    slots = torch.arange(max_steps + 1, device=pose.device)[None, :, None]
     hit = mask[:, None, :] & (rank[:, None, :] == slots)
-    peaks = torch.where(hit, torch.arange(frames), frames - 1).amin(dim=-1)  # first K peaks, else the last frame
+    peaks = torch.where(hit, torch.arange(frames, device=pose.device), frames - 1).amin(dim=-1)  # first K peaks, else the last frame
     count = mask.sum(dim=1, keepdim=True)
     enough = count >= 2
-    uniform = torch.from_numpy(uniform_boundaries(frames, max_steps)).long()
-    step_index = torch.arange(max_steps)[None]
+    uniform = torch.from_numpy(uniform_boundaries(frames, max_steps)).long().to(pose.device)
+    step_index = torch.arange(max_steps, device=pose.device)[None]
     valid = (enough & (step_index < count - 1)) | (~enough & (step_index < 4))  # not a bool Where: onnxruntime lacks it
     return torch.where(enough, peaks, uniform), valid
 
@@ -48,11 +48,11 @@ def step_boundaries(pose: torch.Tensor, max_steps: int) -> tuple[torch.Tensor, t
 def resample_steps(features: torch.Tensor, boundaries: torch.Tensor, length: int) -> torch.Tensor:
     """[B, T, ...] -> [B, K, length, ...]: each step linearly resampled (phase.resample_segment)."""
     start, stop = boundaries[:, :-1, None], boundaries[:, 1:, None]
-    where = start + (stop - start) * torch.from_numpy(resample_positions(length))  # [B, K, L]
+    where = start + (stop - start) * torch.from_numpy(resample_positions(length)).to(boundaries.device)  # [B, K, L]
     lower = torch.floor(where).long()
     upper = torch.clamp(lower + 1, max=features.shape[1] - 1)
     frac = (where - lower).reshape(*where.shape, *([1] * (features.ndim - 2)))
-    rows = torch.arange(features.shape[0])[:, None, None]
+    rows = torch.arange(features.shape[0], device=features.device)[:, None, None]
     return features[rows, lower] * (1 - frac) + features[rows, upper] * frac
 
 
@@ -78,7 +78,7 @@ class ViTPhaseMixTwin(nn.Module):
         pair_valid = torch.cat([torch.ones_like(pair_valid[:, :1]), pair_valid[:, 1:]], dim=1)
         tokens = fused.reshape(batch, pairs * self.segment, -1)
         token_valid = pair_valid.repeat_interleave(self.segment, dim=1)
-        x = self.embed(tokens) + positions(tokens.shape[1], self.dim)
+        x = self.embed(tokens) + positions(tokens.shape[1], self.dim, tokens.device)
         bias = torch.where(token_valid, 0.0, MASKED)
         for block in self.blocks:
             x = block(x, bias=bias)
