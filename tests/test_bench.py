@@ -6,22 +6,30 @@ import json
 import os
 import subprocess
 import sys
+from types import SimpleNamespace
+from unittest import mock
 
+import jax
+import numpy as np
 import pytest
+import torch
 from conftest import ROOT
 
-from asd_jax.modes import bench
+from asd_jax.modes import bench, bench_torch
 
 
 def test_tiny_bench_writes_positive_numbers_for_every_measurement(tmp_path, data_dir):
     env = {**os.environ, "PYTHONPATH": str(ROOT), "TFDS_DATA_DIR": str(data_dir), "JAX_PLATFORMS": "cpu"}
-    command = [sys.executable, "-m", "asd_jax.bench", "--tiny", "--families=cnn", "--threads=1", f"--out={tmp_path}"]
+    command = [sys.executable, "-m", "asd_jax.bench", "--tiny", "--families=cnn", "--threads=1", "--workers=1", "--peak-tflops=0.5",
+               f"--out={tmp_path}"]
     done = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
     assert done.returncode == 0, done.stderr[-3000:]
     assert "x eager" in done.stdout  # the table was printed
     results = json.loads((tmp_path / bench.BENCH_FILE).read_text())
     assert results["machine"]["threads"] == 1 and results["machine"]["torch_threads"] == 1
     assert results["pipeline"]["clips_per_s"] > 0 and results["pipeline"]["first_epoch_clips_per_s"] > 0
+    assert results["pipeline"]["worker_count"] == 1  # grain's worker processes start outside absl.app too
+    assert results["peak_tflops"] == 0.5 and "MFU %" in done.stdout
     family = results["families"]["cnn"]
     jax_numbers = ("compile_s", "first_step_s", "step_ms", "gflop_per_step", "gflop_per_s", "eval_clips_per_s", "memory_mib")
     assert all(family["jax"][key] > 0 for key in jax_numbers), family["jax"]
@@ -29,6 +37,7 @@ def test_tiny_bench_writes_positive_numbers_for_every_measurement(tmp_path, data
         assert family[side]["step_ms"] > 0 and family[side]["first_step_s"] > 0
         assert family[f"speedup_vs_{side}"] == pytest.approx(family[side]["step_ms"] / family["jax"]["step_ms"])
     assert family["pipeline_over_consumption"] > 0
+    assert family["jax"]["mfu"] == pytest.approx(family["jax"]["gflop_per_s"] / 500)
     windows = family["windows"]
     assert set(windows) == {str(t) for t in bench.TINY["windows"]}
     assert all(w["step_ms"] > 0 for w in windows.values())
@@ -36,9 +45,12 @@ def test_tiny_bench_writes_positive_numbers_for_every_measurement(tmp_path, data
 
 
 def test_options_of_the_command_line():
-    options = bench.parse_options(["--tiny", "--families=cnn,stgcn", "--windows=16,48", "--steps=4", "--no-torch-compile"])
+    options = bench.parse_options(["--tiny", "--families=cnn,stgcn", "--windows=16,48", "--steps=4", "--no-torch-compile",
+                                   "--dtype=bfloat16", "--workers=3", "--pipeline-batches=7"])
     assert options.families == ("cnn", "stgcn") and options.windows == (16, 48) and options.steps == 4
     assert options.variant == "smoke" and not options.torch_compile
+    assert options.dtype == "bfloat16" and options.workers == 3 and options.pipeline_batches == 7
+    assert bench.family_config("cnn", options, 16).train.compute_dtype == "bfloat16"
     assert bench.parse_options([]) == bench.BenchOptions()
 
 
@@ -60,3 +72,31 @@ def test_the_profile_lists_the_steps_costliest_ops_with_their_hlo(tmp_path):
     assert all(op["hlo"].startswith(f"%{op['op']} = ") for op in ops)  # every row names an op of the step
     assert any(op["op"].startswith(("convolution", "conv_general_dilated")) for op in ops)  # a CNN's step convolves
     assert list((tmp_path / "profile" / "cnn").rglob("*.trace.json.gz"))
+
+
+def test_mfu_divides_by_a_known_peak_only():
+    """No MFU on a chip whose peak the bench does not know (this CPU) unless one is given, and none
+    in float32, whose peak differs from the bfloat16 one of the table."""
+    assert bench.peak_tflops(bench.BenchOptions(dtype="bfloat16")) == 0.0
+    assert bench.peak_tflops(bench.BenchOptions(dtype="bfloat16", peak_tflops=2.5)) == 2.5
+    kind = next(iter(bench.PEAK_BF16_TFLOPS))
+    with mock.patch.object(jax, "devices", return_value=[SimpleNamespace(device_kind=kind)]):
+        assert bench.peak_tflops(bench.BenchOptions(dtype="bfloat16")) == bench.PEAK_BF16_TFLOPS[kind]
+        assert bench.peak_tflops(bench.BenchOptions()) == 0.0
+
+
+def test_twin_step_in_bfloat16_runs_its_forward_under_autocast():
+    """`--dtype bfloat16`: the PyTorch side computes in bfloat16 like the JAX models, and its
+    step still trains the float32 weights."""
+    config = bench.family_config("cnn", bench.BenchOptions(variant="smoke", dtype="bfloat16"), 16)
+    weights = bench_torch.initial_weights(config, 3)
+    batch = bench.random_batch(config, 4, 3)
+    twin = bench_torch.build_twin(config.model, 3)
+    seen = []
+    with mock.patch.object(bench_torch, "build_twin", return_value=twin):
+        step = bench_torch.twin_step(config, 3, weights, batch, compiled=False)
+    twin.head.register_forward_hook(lambda module, args, out: seen.append(out.dtype))
+    step()
+    assert seen == [torch.bfloat16]
+    changed = [k for k, v in twin.state_dict().items() if v.is_floating_point() and not np.array_equal(v.numpy(), weights[k])]
+    assert changed and all(v.dtype == torch.float32 for v in twin.state_dict().values() if v.is_floating_point())

@@ -17,6 +17,7 @@ from typing import Any
 import grain
 import ml_collections
 import numpy as np
+from absl import flags
 
 from asd_jax.base.errors import ConfigError
 from asd_jax.base.skeleton import default_prior
@@ -185,6 +186,8 @@ def train_iterator(
     dataset = grain.MapDataset.range(0, UNBOUNDED // global_batch).map(local_batch)
     iter_dataset = dataset.to_iter_dataset(READ_OPTIONS)
     if data.worker_count > 0:
+        if not flags.FLAGS.is_parsed():  # grain's workers read absl flags; a caller without absl.app (bench, notebook) has none
+            flags.FLAGS.mark_as_parsed()
         iter_dataset = iter_dataset.mp_prefetch(grain.MultiprocessingOptions(num_workers=data.worker_count))
     return iter(iter_dataset)
 

@@ -4,6 +4,7 @@ r"""`--mode=bench`: the project's JAX train step against its PyTorch twin, side 
     python -m asd_jax.bench --tiny --out /tmp/b   # seconds: smoke models, 2 timed steps, small windows
     python launch.py --mode=bench [--out folder]  # the default run
     python -m asd_jax.bench --profile --families=crossattn --steps=5   # where its step's time goes, op by op
+    python -m asd_jax.bench --dtype bfloat16      # on a GPU: bfloat16 activations both sides, with MFU
 
 For each model family (configs/<family>.py) it times
 - the real JAX train step (training/setup.py → DataParallel: jit(shard_map(steps.train_step)),
@@ -16,6 +17,13 @@ For each model family (configs/<family>.py) it times
 - the JAX step at each window length of `--windows`;
 and, once, the clips/s of the TFDS + grain training pipeline (data/input_pipeline.py) against
 what each family's step consumes (batch / step time).
+
+On a GPU (JAX's default backend) the PyTorch twin runs on CUDA too (bench_torch.py). `--dtype
+bfloat16` sets every family's `train.compute_dtype` and runs the twin's forward under autocast;
+where the chip's dense bfloat16 peak is known (PEAK_BF16_TFLOPS, or `--peak-tflops`), the table
+gives the FLOP utilisation: the compiled step's FLOPs (XLA's cost analysis) per second over
+that peak. XLA:GPU's count leaves out the convolutions it hands to cuDNN, so on a GPU the
+column understates convolutional models (docs/performance.md).
 
 Threads: `--threads N` pins the process to N cores before JAX starts (XLA's CPU thread pool
 sizes itself from the affinity mask) and sets torch.set_num_threads(N); default: every core
@@ -48,6 +56,8 @@ from asd_jax.training import setup
 
 FAMILIES = ("crossattn", "cnn", "stgcn", "vit_phasemix")
 BENCH_FILE = "bench.json"
+# Dense bfloat16 tensor-core peaks from the vendor's datasheets, by jax Device.device_kind.
+PEAK_BF16_TFLOPS = {"NVIDIA H100 80GB HBM3": 989.4, "NVIDIA H100 PCIe": 756.0, "NVIDIA H200": 989.4}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -62,11 +72,14 @@ class BenchOptions:
     windows: tuple[int, ...] = (64, 128, 256, 512)
     window_steps: int = 3  # timed JAX steps per window length
     pipeline_batches: int = 20
+    workers: int | None = None  # grain worker processes of the pipeline measure (None: the config's data.worker_count)
     torch_compile: bool = True
     threads: int = 0  # 0: every core the process may use
     variant: str | None = None  # config variant of every family ('smoke' under --tiny)
     out: Path = Path(".")
     profile: bool = False  # instead of timing: trace each family's step op by op (bench_profile.py)
+    dtype: str = "float32"  # every family's train.compute_dtype (and the twin's autocast)
+    peak_tflops: float = 0.0  # the chip's peak for the MFU column; 0: PEAK_BF16_TFLOPS under bfloat16
 
 
 TINY = dict(batch=8, window=32, steps=2, warmup=1, windows=(32, 64), window_steps=1, pipeline_batches=2, variant="smoke")
@@ -119,7 +132,15 @@ def progress(message: str) -> None:
 def family_config(family: str, options: BenchOptions, window: int) -> ml_collections.ConfigDict:
     config = compare.load_config(family, [], options.variant)
     config.data.batch_size, config.data.window = options.batch, window
+    config.train.compute_dtype = options.dtype
     return config
+
+
+def peak_tflops(options: BenchOptions) -> float:
+    """The peak the MFU column divides by; 0 where unknown (no column)."""
+    if options.peak_tflops:
+        return options.peak_tflops
+    return PEAK_BF16_TFLOPS.get(jax.devices()[0].device_kind, 0.0) if options.dtype == "bfloat16" else 0.0
 
 
 def random_batch(config: ml_collections.ConfigDict, batch: int, num_classes: int, seed: int = 0) -> dict[str, np.ndarray]:
@@ -191,6 +212,8 @@ def bench_family(family: str, options: BenchOptions) -> dict[str, Any]:
     timings = timed(steps, options.steps, options.warmup)
     jax_result = facts | timings.pop("jax")
     jax_result["gflop_per_s"] = jax_result["gflop_per_step"] / (jax_result["step_ms"] / 1e3)
+    if peak_tflops(options):
+        jax_result["mfu"] = jax_result["gflop_per_s"] / (1e3 * peak_tflops(options))
     progress(f"{family}: JAX eval forward")
     jax_result["eval_clips_per_s"] = jax_eval(config, dp, current_state(), num_classes, options.steps, options.warmup)
     result = {"jax": jax_result, **timings}
@@ -211,7 +234,9 @@ def bench_pipeline(family: str, options: BenchOptions) -> dict[str, Any]:
     its first batches, which decode every clip, and in the steady state of a run, once an epoch has
     passed and the clips come from the pipeline's cache (what training consumes most of a run)."""
     config = family_config(family, options, options.window)
-    progress("input pipeline")
+    if options.workers is not None:
+        config.data.worker_count = options.workers
+    progress(f"input pipeline ({config.data.worker_count} worker processes)")
     fold = folds.prepare_fold(config, None)
     rows = fold.split.train
     iterator = input_pipeline.train_iterator(fold.source, fold.table, rows, config.data, seed=config.seed)
@@ -239,7 +264,9 @@ def machine(threads: int) -> dict[str, Any]:
     model = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
                   if line.startswith("model name")), platform.processor())
     return {"cpu": model, "threads": threads, "torch_threads": torch.get_num_threads(), "jax": jax.__version__,
-            "jax_devices": [str(d) for d in jax.devices()], "torch": torch.__version__, "python": platform.python_version(),
+            "jax_devices": [str(d) for d in jax.devices()], "device_kind": jax.devices()[0].device_kind,
+            "torch_device": torch.cuda.get_device_name() if bench_torch.torch_device().type == "cuda" else "cpu",
+            "torch": torch.__version__, "python": platform.python_version(),
             "xla_flags": os.environ.get("XLA_FLAGS", ""), "load_average_at_start": os.getloadavg()}
 
 
@@ -266,7 +293,8 @@ def run_bench(options: BenchOptions) -> dict[str, Any]:
     if options.profile:
         options.out.mkdir(parents=True, exist_ok=True)
         return run_profile(options)
-    results: dict[str, Any] = {"machine": machine(threads), "options": {**dataclasses.asdict(options), "out": str(options.out)}}
+    results: dict[str, Any] = {"machine": machine(threads), "options": {**dataclasses.asdict(options), "out": str(options.out)},
+                               "peak_tflops": peak_tflops(options)}
     results["pipeline"] = bench_pipeline(options.families[0], options)
     results["families"] = {}
     options.out.mkdir(parents=True, exist_ok=True)
@@ -294,7 +322,9 @@ def tables(results: dict[str, Any]) -> str:
             "jit s": f"{r['jax']['compile_s'] + r['jax']['first_step_s']:.1f}",
             "torch.compile s": f"{compiled['first_step_s']:.1f}" if compiled else "-",
             "eval clips/s": f"{r['jax']['eval_clips_per_s']:.0f}", "GFLOP/step": f"{r['jax']['gflop_per_step']:.2f}",
-            "GFLOP/s": f"{r['jax']['gflop_per_s']:.1f}", "MiB": f"{r['jax'].get('memory_mib', float('nan')):.0f}",
+            "GFLOP/s": f"{r['jax']['gflop_per_s']:.1f}",
+            **({"MFU %": f"{100 * r['jax']['mfu']:.2f}"} if "mfu" in r["jax"] else {}),
+            "MiB": f"{r['jax'].get('memory_mib', float('nan')):.0f}",
             "pipeline/need": f"{r['pipeline_over_consumption']:.2f}",
         })
         base_t, base = next(iter(r["windows"].items()))
@@ -319,8 +349,12 @@ def parse_options(argv: list[str] | None = None) -> BenchOptions:
     parser.add_argument("--batch", type=int)
     parser.add_argument("--steps", type=int, help="timed steps per measurement")
     parser.add_argument("--windows", help="comma-separated window lengths of the sweep")
+    parser.add_argument("--workers", type=int, help="grain worker processes of the input pipeline measure (default: the config's)")
+    parser.add_argument("--pipeline-batches", type=int, help="batches timed in the input pipeline measure")
     parser.add_argument("--threads", type=int, help="cores to pin to (default: all this process may use)")
     parser.add_argument("--no-torch-compile", action="store_true", help="skip the torch.compile column")
+    parser.add_argument("--dtype", choices=("float32", "bfloat16"), help="activation dtype of both sides (default float32)")
+    parser.add_argument("--peak-tflops", type=float, help="the chip's peak TFLOP/s for the MFU column (default: known GPUs under bfloat16)")
     parser.add_argument("--out", type=Path, default=Path("."), help=f"folder for {BENCH_FILE}")
     parser.add_argument("--profile", action="store_true", help="trace each family's train step and print its costliest XLA ops")
     args = parser.parse_args(argv)
@@ -329,7 +363,7 @@ def parse_options(argv: list[str] | None = None) -> BenchOptions:
         fields["families"] = tuple(args.families.split(","))
     if args.windows:
         fields["windows"] = tuple(int(t) for t in args.windows.split(","))
-    for name in ("batch", "steps", "threads"):
+    for name in ("batch", "steps", "threads", "dtype", "peak_tflops", "workers", "pipeline_batches"):
         if getattr(args, name) is not None:
             fields[name] = getattr(args, name)
     return BenchOptions(**fields, torch_compile=not args.no_torch_compile, out=args.out, profile=args.profile)

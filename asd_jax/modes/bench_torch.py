@@ -6,6 +6,10 @@ matrices only (as training/optim.py). It starts from the JAX model's initial wei
 (pytorch/convert.py), so both sides time the same network. Not timed on this side: the JAX step's
 learning-rate schedule, non-finite guard and, for crossattn, its attention-alignment loss (cheap
 next to the model).
+
+On a CUDA GPU (when JAX runs on one) the twin runs there too, each step synchronised so its time
+is the device's; with `train.compute_dtype='bfloat16'` its forward runs under torch.autocast in
+bfloat16, the PyTorch form of the JAX models' bfloat16 activations over float32 parameters.
 """
 
 from __future__ import annotations
@@ -29,8 +33,16 @@ def initial_weights(config: ml_collections.ConfigDict, num_classes: int) -> dict
     return convert.flax_to_torch(flat_state(nnx.state(model)))
 
 
+def torch_device() -> torch.device:
+    """CUDA when JAX computes on a GPU (both sides on one kind of chip), else the CPU."""
+    import jax
+
+    return torch.device("cuda" if jax.default_backend() == "gpu" and torch.cuda.is_available() else "cpu")
+
+
 def make_step(config: ml_collections.ConfigDict, twin: torch.nn.Module, model: Any, batch: dict[str, torch.Tensor]):
-    """One optimiser step of `model` (the twin, or its torch.compile) on `batch`."""
+    """One optimiser step of `model` (the twin, or its torch.compile) on `batch`, returning once
+    the device has finished it."""
     decay = [p for p in twin.parameters() if p.ndim >= 2]
     no_decay = [p for p in twin.parameters() if p.ndim < 2]
     optimizer = torch.optim.AdamW(
@@ -38,13 +50,19 @@ def make_step(config: ml_collections.ConfigDict, twin: torch.nn.Module, model: A
         lr=config.optim.learning_rate,
     )
 
+    device = batch["pose"].device
+    bfloat16 = config.train.compute_dtype == "bfloat16"
+
     def step() -> None:
         optimizer.zero_grad(set_to_none=True)
-        logits = model(batch["pose"], batch["prior"])
-        loss = torch.nn.functional.cross_entropy(logits, batch["label"], label_smoothing=config.optim.label_smoothing)
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bfloat16):
+            logits = model(batch["pose"], batch["prior"])
+            loss = torch.nn.functional.cross_entropy(logits.float(), batch["label"], label_smoothing=config.optim.label_smoothing)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(twin.parameters(), config.optim.grad_clip)
         optimizer.step()
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
 
     return step
 
@@ -52,9 +70,10 @@ def make_step(config: ml_collections.ConfigDict, twin: torch.nn.Module, model: A
 def twin_step(config: ml_collections.ConfigDict, num_classes: int, weights: dict[str, np.ndarray],
               batch: dict[str, np.ndarray], *, compiled: bool):
     """The twin's train step on `batch`, eager or under torch.compile, for bench.timed."""
+    device = torch_device()
     twin = build_twin(config.model, num_classes)
     twin.load_state_dict({k: torch.from_numpy(np.array(v)) for k, v in weights.items()})
-    twin.train()
-    tensors = {k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in batch.items()}
+    twin.to(device).train()
+    tensors = {k: torch.from_numpy(np.ascontiguousarray(v)).to(device) for k, v in batch.items()}
     tensors["label"] = tensors["label"].long()
     return make_step(config, twin, torch.compile(twin) if compiled else twin, tensors)
