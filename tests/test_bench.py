@@ -77,8 +77,9 @@ def test_the_profile_lists_the_steps_costliest_ops_with_their_hlo(tmp_path):
 def test_mfu_divides_by_a_known_peak_only():
     """No MFU on a chip whose peak the bench does not know (this CPU) unless one is given, and none
     in float32, whose peak differs from the bfloat16 one of the table."""
-    assert bench.peak_tflops(bench.BenchOptions(dtype="bfloat16")) == 0.0
-    assert bench.peak_tflops(bench.BenchOptions(dtype="bfloat16", peak_tflops=2.5)) == 2.5
+    with mock.patch.object(jax, "devices", return_value=[SimpleNamespace(device_kind="cpu")]):
+        assert bench.peak_tflops(bench.BenchOptions(dtype="bfloat16")) == 0.0
+        assert bench.peak_tflops(bench.BenchOptions(dtype="bfloat16", peak_tflops=2.5)) == 2.5
     kind = next(iter(bench.PEAK_BF16_TFLOPS))
     with mock.patch.object(jax, "devices", return_value=[SimpleNamespace(device_kind=kind)]):
         assert bench.peak_tflops(bench.BenchOptions(dtype="bfloat16")) == bench.PEAK_BF16_TFLOPS[kind]
@@ -93,10 +94,24 @@ def test_twin_step_in_bfloat16_runs_its_forward_under_autocast():
     batch = bench.random_batch(config, 4, 3)
     twin = bench_torch.build_twin(config.model, 3)
     seen = []
-    with mock.patch.object(bench_torch, "build_twin", return_value=twin):
+    cpu = mock.patch.object(bench_torch, "torch_device", return_value=torch.device("cpu"))
+    with cpu, mock.patch.object(bench_torch, "build_twin", return_value=twin):
         step = bench_torch.twin_step(config, 3, weights, batch, compiled=False)
     twin.head.register_forward_hook(lambda module, args, out: seen.append(out.dtype))
     step()
     assert seen == [torch.bfloat16]
     changed = [k for k, v in twin.state_dict().items() if v.is_floating_point() and not np.array_equal(v.numpy(), weights[k])]
     assert changed and all(v.dtype == torch.float32 for v in twin.state_dict().values() if v.is_floating_point())
+
+
+def test_twin_step_puts_the_twin_and_the_batch_on_the_torch_device():
+    """On a GPU machine the twin and its batch go to CUDA (here: `meta`, the same code path)."""
+    config = bench.family_config("cnn", bench.BenchOptions(variant="smoke"), 16)
+    weights = bench_torch.initial_weights(config, 3)
+    batch = bench.random_batch(config, 4, 3)
+    meta = mock.patch.object(bench_torch, "torch_device", return_value=torch.device("meta"))
+    with meta, mock.patch.object(bench_torch, "make_step") as make_step:
+        bench_torch.twin_step(config, 3, weights, batch, compiled=False)
+    _, twin, _, tensors = make_step.call_args.args
+    assert {p.device.type for p in twin.parameters()} == {"meta"}
+    assert {t.device.type for t in tensors.values()} == {"meta"} and set(tensors) == set(batch)

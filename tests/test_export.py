@@ -15,6 +15,8 @@ import pytest
 import torch
 from flax import nnx
 from test_launch import ROOT, run_launch
+from torch.utils._python_dispatch import TorchDispatchMode
+from torch.utils._pytree import tree_flatten
 
 from asd_jax.base.errors import ConversionError, WeightsError
 from asd_jax.data import folds, input_pipeline, transforms
@@ -111,17 +113,35 @@ def test_flax_to_torch_to_flax_is_bitwise(name):
         assert back[path].dtype == flat[path].dtype and np.array_equal(back[path], flat[path]), path
 
 
-@pytest.mark.parametrize("name", (*FAMILIES, "crossattn_clip_stats_diagnoses", "crossattn_clip_gait_diagnoses"))
-def test_twins_compute_on_the_device_of_their_inputs(name):
+class OneDevicePerOp(TorchDispatchMode):
+    """Refuses any op whose tensor arguments sit on more than one device, as CUDA refuses most
+    (`meta` alone lets a convolution take a CPU weight)."""
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        devices = {t.device.type for t in tree_flatten((args, kwargs))[0] if isinstance(t, torch.Tensor) and t.dim() > 0}
+        if len(devices) > 1:
+            raise AssertionError(f"{func} mixes devices {sorted(devices)}")
+        return func(*args, **kwargs)
+
+
+@pytest.mark.parametrize(
+    "name, model_overrides",
+    [(name, {}) for name in (*FAMILIES, "crossattn_clip_stats_diagnoses", "crossattn_clip_gait_diagnoses")]
+    + [("crossattn", {"pooling": "stats"})],  # stats pooling without masked frames: its own code path
+)
+def test_twins_compute_on_the_device_of_their_inputs(name, model_overrides):
     """Every tensor a twin makes while it runs is made where its inputs are, so an exported model
-    trains and predicts on a GPU (the bench times it there). PyTorch's `meta` device refuses a CPU
-    tensor the way CUDA does, so this is checked without a GPU: forward and backward on `meta`."""
+    trains and predicts on a GPU (the bench times it there). Checked without a GPU: forward and
+    backward on torch's `meta` device, every op refused if its tensors are on two devices."""
     config = smoke_config(name)
+    config.model.update(model_overrides)
     twin = build_twin(config.model, 3).to("meta")
     pose, prior = (torch.from_numpy(x).to("meta") for x in inputs(config.data.window))
     features = torch.zeros(len(pose), config.model.gait_features, device="meta") if config.model.get("gait_features") else None
-    logits = twin(pose, prior, features) if features is not None else twin(pose, prior)
-    logits.sum().backward()
+    with OneDevicePerOp():
+        logits = twin(pose, prior, features) if features is not None else twin(pose, prior)
+        logits.sum().backward()
     assert logits.device.type == "meta" and tuple(logits.shape) == (4, 3)
     grads = [p.grad for p in twin.parameters() if p.grad is not None]
     assert grads and all(g.device.type == "meta" for g in grads)

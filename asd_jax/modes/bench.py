@@ -23,7 +23,10 @@ bfloat16` sets every family's `train.compute_dtype` and runs the twin's forward 
 where the chip's dense bfloat16 peak is known (PEAK_BF16_TFLOPS, or `--peak-tflops`), the table
 gives the FLOP utilisation: the compiled step's FLOPs (XLA's cost analysis) per second over
 that peak. XLA:GPU's count leaves out the convolutions it hands to cuDNN, so on a GPU the
-column understates convolutional models (docs/performance.md).
+column understates convolutional models (docs/performance.md). The PyTorch side is what a
+PyTorch user would write: default (unfused) AdamW, torch.compile of the model only. In float32
+on a GPU the two sides may differ in matmul precision (XLA may use TF32, torch does not unless
+told), so compare float32 GPU timings with that in mind.
 
 Threads: `--threads N` pins the process to N cores before JAX starts (XLA's CPU thread pool
 sizes itself from the affinity mask) and sets torch.set_num_threads(N); default: every core
@@ -57,7 +60,7 @@ from asd_jax.training import setup
 FAMILIES = ("crossattn", "cnn", "stgcn", "vit_phasemix")
 BENCH_FILE = "bench.json"
 # Dense bfloat16 tensor-core peaks from the vendor's datasheets, by jax Device.device_kind.
-PEAK_BF16_TFLOPS = {"NVIDIA H100 80GB HBM3": 989.4, "NVIDIA H100 PCIe": 756.0, "NVIDIA H200": 989.4}
+PEAK_BF16_TFLOPS = {"NVIDIA H100 80GB HBM3": 989.4, "NVIDIA H100 PCIe": 756.5, "NVIDIA H200": 989.4}
 
 
 @dataclasses.dataclass(frozen=True)
