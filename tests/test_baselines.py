@@ -17,16 +17,16 @@ from asd_jax.data.synthetic import CohortParams, WalkSpec, simulate_walk
 from asd_jax.models import build_model
 from asd_jax.models.phase import step_boundaries, widest_stride_mask
 
-EXPLAINED = ("cnn", "stgcn", "vit_phasemix")  # one smoke explanation per pose-model family without attention
+EXPLAINED = ("cnn", "stgcn_clip_diagnoses", "vit_phasemix")  # one smoke explanation per pose-model family without attention
 CONFIGS = (
     "cnn", "cnn_clip", "cnn_clip_angles", "stgcn", "vit_phasemix",
     "crossattn_no_prior", "crossattn_self_only", "crossattn_no_align", "crossattn_always_prior",
-    "crossattn_clip_stats_diagnoses",
+    "crossattn_clip_stats_diagnoses", "stgcn_clip_diagnoses",
 )
 # Trained end to end through launch.py: one per model family (crossattn itself in test_launch.py;
 # its ablations differ by flags that test_forward_and_backward and test_crossattn.py exercise),
-# and crossattn over whole clips, trained on four classes reported as three.
-FAMILIES = ("cnn", "stgcn", "vit_phasemix", "crossattn_no_prior", "crossattn_clip_diagnoses")
+# and crossattn and ST-GCN over whole clips, trained on four classes reported as three.
+FAMILIES = ("cnn", "stgcn_clip_diagnoses", "vit_phasemix", "crossattn_no_prior", "crossattn_clip_diagnoses")
 
 
 def smoke_config(name: str):

@@ -30,6 +30,7 @@ from asd_jax.pytorch.twins import build_twin
 
 FAMILIES = (
     "crossattn", "cnn", "cnn_clip", "stgcn", "vit_phasemix", "crossattn_self_only", "crossattn_no_prior", "crossattn_clip_diagnoses",
+    "stgcn_clip_diagnoses",
 )
 TOLERANCE = {"atol": 1e-5, "rtol": 1e-5}
 

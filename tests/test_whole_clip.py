@@ -69,8 +69,9 @@ def test_stats_pooling_counts_only_the_present_frames():
     np.testing.assert_allclose(torch_pooled.numpy()[0], [mean, std, drift], rtol=1e-6)
 
 
-def test_twin_matches_on_padded_whole_clip_windows():
-    config = smoke_config("cnn_clip")
+@pytest.mark.parametrize("name", ("cnn_clip", "stgcn_clip_diagnoses"))
+def test_twin_matches_on_padded_whole_clip_windows(name):
+    config = smoke_config(name)
     model = build_model(config, 3, nnx.Rngs(0))
     twin = export.torch_twin(config, 3, convert.flax_to_torch(flat_state(nnx.state(model))))
     poses = np.stack([transforms.eval_window(clip(n), 0, config.data.window, False, "missing") for n in (8, 21, 32)])

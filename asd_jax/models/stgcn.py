@@ -3,7 +3,9 @@ graph convolution with the spatial partitioning strategy (self, centripetal, cen
 neighbours around the mid-hip centre), a 9-frame temporal convolution, BatchNorm and residuals.
 
 BatchNorm statistics are averaged over the `data` axis during training (sync BN), so a
-data-parallel step equals a single-device one.
+data-parallel step equals a single-device one. The features are pooled over the joints and over
+the frames where some joint was seen (`pooling`: their mean, or mean, spread and drift for whole
+clips padded with missing frames, as the temporal CNN does).
 """
 
 from __future__ import annotations
@@ -13,9 +15,10 @@ import jax.numpy as jnp
 from flax import nnx
 
 from asd_jax.base.architecture import DATA_AXIS, block_plan, input_channels, spatial_partitions
-from asd_jax.base.skeleton import NUM_JOINTS
+from asd_jax.base.errors import ConfigError
+from asd_jax.base.skeleton import MIN_SCORE, NUM_JOINTS
 from asd_jax.models.inputs import frame_inputs, joint_inputs
-from asd_jax.models.layers import ExampleDropout
+from asd_jax.models.layers import POOLINGS, ExampleDropout, pool_time
 from asd_jax.models.output import ModelOutput
 
 
@@ -64,10 +67,12 @@ class STGCNBlock(nnx.Module):
 class STGCN(nnx.Module):
     def __init__(
         self, *, num_classes: int, dim: int, depth: int, dropout: float, sync_batch_norm: bool, inputs: str = "joints",
-        dtype, rngs: nnx.Rngs,
+        pooling: str = "mean", dtype, rngs: nnx.Rngs,
     ):
+        if pooling not in POOLINGS:
+            raise ConfigError(f"model.pooling={pooling!r}: expected one of {POOLINGS}")
         sync_axis = DATA_AXIS if sync_batch_norm else None
-        self.inputs = inputs
+        self.inputs, self.pooling = inputs, pooling
         per_joint, per_frame = input_channels(inputs)
         self.channels = per_joint + per_frame  # frame channels (angles) are given to every joint
         self.input_norm = nnx.BatchNorm(NUM_JOINTS * self.channels, axis_name=sync_axis, dtype=dtype, rngs=rngs)
@@ -78,7 +83,8 @@ class STGCN(nnx.Module):
                 for i, (in_dim, out_dim, stride) in enumerate(plan)
             ]
         )
-        self.head = nnx.Linear(plan[-1][1], num_classes, dtype=dtype, param_dtype=jnp.float32, rngs=rngs)
+        head_dim = plan[-1][1] * (3 if pooling == "stats" else 1)
+        self.head = nnx.Linear(head_dim, num_classes, dtype=dtype, param_dtype=jnp.float32, rngs=rngs)
         self.dtype = dtype
 
     def __call__(self, pose: jax.Array, prior: jax.Array, *, dropout_keys: jax.Array | None = None) -> ModelOutput:
@@ -90,8 +96,10 @@ class STGCN(nnx.Module):
         batch, frames = features.shape[:2]
         x = self.input_norm(features.reshape(batch, frames, -1).astype(self.dtype), use_running_average=not training)
         x = x.reshape(batch, frames, NUM_JOINTS, self.channels)
+        present = (pose[..., 2] >= MIN_SCORE).any(axis=-1)  # [B, T]
         for block in self.blocks:
             x = block(x, training=training, dropout_keys=dropout_keys)
-        logits = self.head(x.mean(axis=(1, 2))).astype(jnp.float32)
+            present = present[:, :: block.stride]  # output frame i of a stride-s convolution sits near input frame s * i
+        logits = self.head(pool_time(x.mean(axis=2), self.pooling, present)).astype(jnp.float32)
         return ModelOutput(logits, None, jnp.zeros((), jnp.float32))
 

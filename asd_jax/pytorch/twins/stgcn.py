@@ -7,14 +7,14 @@ import torch
 from torch import nn
 
 from asd_jax.base.architecture import block_plan, input_channels, spatial_partitions
-from asd_jax.base.skeleton import NUM_JOINTS
-from asd_jax.pytorch.twins.layers import BatchNormLast, conv_time, frame_inputs, joint_inputs
+from asd_jax.base.skeleton import MIN_SCORE, NUM_JOINTS
+from asd_jax.pytorch.twins.layers import BatchNormLast, conv_time, frame_inputs, joint_inputs, pool_time
 
 
 class STGCNBlockTwin(nn.Module):
     def __init__(self, in_dim: int, out_dim: int, stride: int, dropout: float):
         super().__init__()
-        self.out_dim = out_dim
+        self.out_dim, self.stride = out_dim, stride
         self.gcn = nn.Linear(in_dim, 3 * out_dim, bias=False)
         self.gcn_norm = BatchNormLast(out_dim)
         self.tcn = nn.Conv2d(out_dim, out_dim, (9, 1), stride=(stride, 1), bias=False)
@@ -33,23 +33,25 @@ class STGCNBlockTwin(nn.Module):
 
 class STGCNTwin(nn.Module):
     def __init__(self, *, num_classes: int, dim: int, depth: int, dropout: float, sync_batch_norm: bool = False,
-                 inputs: str = "joints"):
+                 inputs: str = "joints", pooling: str = "mean"):
         super().__init__()
         del sync_batch_norm  # how BatchNorm statistics are gathered while training in JAX
-        self.inputs = inputs
+        self.inputs, self.pooling = inputs, pooling
         per_joint, per_frame = input_channels(inputs)
         self.channels = per_joint + per_frame
         plan = block_plan(dim, depth, self.channels)
         self.window_multiple = int(np.prod([stride for _, _, stride in plan]))  # window lengths an exported graph takes
         self.input_norm = BatchNormLast(NUM_JOINTS * self.channels)
         self.blocks = nn.ModuleList([STGCNBlockTwin(i, o, s, dropout) for i, o, s in plan])
-        self.head = nn.Linear(plan[-1][1], num_classes)
+        self.head = nn.Linear(plan[-1][1] * (3 if pooling == "stats" else 1), num_classes)
 
     def forward(self, pose: torch.Tensor, prior: torch.Tensor) -> torch.Tensor:
         joints, frame = joint_inputs(pose, self.inputs), frame_inputs(pose, self.inputs)
         features = torch.cat([joints, frame[:, :, None].expand(*joints.shape[:3], frame.shape[-1])], dim=-1)
         batch, frames = features.shape[:2]
         x = self.input_norm(features.reshape(batch, frames, -1)).reshape(batch, frames, NUM_JOINTS, self.channels)
+        present = (pose[..., 2] >= MIN_SCORE).any(dim=-1)
         for block in self.blocks:
             x = block(x)
-        return self.head(x.mean(dim=(1, 2)))
+            present = present[:, :: block.stride]
+        return self.head(pool_time(x.mean(dim=2), self.pooling, present))
