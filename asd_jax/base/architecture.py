@@ -108,7 +108,8 @@ def spatial_partitions() -> np.ndarray:
 
 
 def block_plan(dim: int, depth: int, in_dim: int = NUM_FEATURES) -> list[tuple[int, int, int]]:
-    """ST-GCN (in channels, out channels, temporal stride) per block: width doubles twice, striding where it grows."""
+    """ST-GCN (in channels, out channels, temporal stride) per block: width doubles once, at the middle
+    block, which also strides in time."""
     widths = [dim * (2 ** (i * 2 // max(depth, 1))) for i in range(depth)]
     inputs = [in_dim, *widths[:-1]]
     return [(inputs[i], w, 2 if i > 0 and w != widths[i - 1] else 1) for i, w in enumerate(widths)]
