@@ -105,3 +105,12 @@ def test_a_run_saved_before_pad_existed_loads_and_resumes_with_edge_padding(tmp_
     config.data.pad = "missing"
     with pytest.raises(RunStateError, match=r"another config \(data.pad 'edge' -> 'missing'\)"):
         checkpointing.check_resumable(tmp_path, config)
+
+
+def test_stgcn_stats_pooling_widens_its_head_and_an_unknown_pooling_is_one_config_error():
+    config = smoke_config("stgcn_clip_diagnoses")
+    model = build_model(config, 3, nnx.Rngs(0))
+    assert model.head.kernel.shape == (3 * model.blocks[-1].out_dim, 3)  # mean, spread and drift
+    config.model.pooling = "max"
+    with pytest.raises(ConfigError, match=r"model.pooling='max': expected one of \('mean', 'stats'\)"):
+        build_model(config, 3, nnx.Rngs(0))

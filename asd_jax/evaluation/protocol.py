@@ -53,14 +53,18 @@ def write_fold_report(
     report_dir: Path, fold: folds.FoldData, result: predict.EvalResult, *, selected_step: int, seed: int = 0, num_samples: int = 1000
 ) -> dict[str, Any]:
     """results.json / results.md / plots / prediction CSVs of one fold's test patients (process 0 writes)."""
-    payload = report.fold_payload(result, fold, selected_step=selected_step, seed=seed, num_samples=num_samples)
+    table = fold.table
+    patient_of = dict(zip(table.clip_id.tolist(), table.patient_id.tolist()))
+    payload = report.fold_payload(
+        result, patient_of, fold=fold.split.fold, num_folds=fold.split.num_folds, selected_step=selected_step, seed=seed,
+        num_samples=num_samples,
+    )
     if jax.process_index() == 0:
-        table = fold.table
         gait = {
             str(table.clip_id[row]): gait_params.gait_parameters(fold.source[int(table.record[row])]["pose"], float(table.fps[row]))
             for row in fold.split.test
         }
-        report.write_fold(report_dir, payload, result, fold, clip_columns=gait)
+        report.write_fold(report_dir, payload, result, patient_of, clip_columns=gait)
     return payload
 
 

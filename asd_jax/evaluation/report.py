@@ -29,14 +29,16 @@ def text_table(rows: list[dict], columns: list[str]) -> str:
     return "\n".join([line(columns), line("-" * w for w in widths)] + [line(r[c] for c in columns) for r in rows])
 
 
-def fold_payload(result, fold, *, selected_step: int, seed: int = 0, num_samples: int = 1000) -> dict[str, Any]:
-    """The JSON-able report of one evaluated fold."""
-    table = fold.table
+def fold_payload(
+    result, patient_of: dict[str, str], *, fold: int, num_folds: int, selected_step: int | list[int], seed: int = 0,
+    num_samples: int = 1000,
+) -> dict[str, Any]:
+    """The JSON-able report of one evaluated fold; `patient_of` maps its clip ids to patients, and
+    `selected_step` is the checkpoint's step (an ensemble's: its members' steps)."""
     clips = result.predictions["clip"]
     levels = {}
     for level, predictions in result.predictions.items():
         if level == "clip":  # bootstrap CIs draw whole patients
-            patient_of = dict(zip(table.clip_id.tolist(), table.patient_id.tolist()))
             groups = np.array([patient_of[c] for c in predictions.ids])
         else:  # a patient's (patient, class) units are drawn together
             groups = np.array([patient_of_unit(u) for u in predictions.ids])
@@ -49,9 +51,9 @@ def fold_payload(result, fold, *, selected_step: int, seed: int = 0, num_samples
     return {
         "schema_version": SCHEMA_VERSION,
         "class_names": list(result.class_names),
-        "fold": fold.split.fold,
-        "num_folds": fold.split.num_folds,
-        "selected_step": int(selected_step),
+        "fold": fold,
+        "num_folds": num_folds,
+        "selected_step": selected_step if isinstance(selected_step, list) else int(selected_step),
         "test_patients": len(result.predictions["patient"].ids),
         "test_clips": len(clips.ids),
         "levels": levels,
@@ -109,22 +111,24 @@ def write_results(report_dir: Path, payload: dict[str, Any], markdown: list[str]
 
 
 def write_fold(
-    report_dir: Path, payload: dict[str, Any], result, fold, clip_columns: dict[str, dict[str, float]] | None = None
+    report_dir: Path, payload: dict[str, Any], result, patient_of: dict[str, str], clip_columns: dict[str, dict[str, float]] | None = None
 ) -> None:
-    """`clip_columns`: extra per-clip numbers (e.g. gait parameters) for the clip CSV."""
+    """`patient_of` maps clip ids to patients; `clip_columns`: extra per-clip numbers (e.g. gait
+    parameters) for the clip CSV."""
     model_rows = [(f"{level} level", payload["levels"][level]) for level in ("patient", "clip")]
+    steps = payload["selected_step"]
+    checkpoints = f"checkpoint of step {steps}" if isinstance(steps, int) else f"members' checkpoints of steps {steps}"
     text = [
         f"# Test results, fold {payload['fold']} of {payload['num_folds']}",
         "",
-        f"{payload['test_patients']} test patients, {payload['test_clips']} clips; checkpoint of step "
-        f"{payload['selected_step']}, chosen on validation patients only. Cells: value [95% CI, patient bootstrap].",
+        f"{payload['test_patients']} test patients, {payload['test_clips']} clips; {checkpoints}, "
+        "chosen on validation patients only. Cells: value [95% CI, patient bootstrap].",
         "",
         markdown_table(model_rows),
         "",
         *(f"**Warning:** {line}" for line in payload["warnings"]),
     ]
     write_results(report_dir, payload, text, result.predictions, result.class_names)
-    patient_of = dict(zip(fold.table.clip_id.tolist(), fold.table.patient_id.tolist()))
     for level, predictions in result.predictions.items():
         write_predictions(report_dir / f"predictions_{level}s.csv", level, predictions, result.class_names, patient_of, clip_columns)
 
@@ -186,11 +190,13 @@ def cv_summary(fold_reports: list[dict[str, Any]], report_dirs: list[Path], *, s
             np.concatenate([p.probs for p in predictions]),
         )
         groups = np.concatenate(patients)
+        # a mixed-diagnosis patient's (patient, class) units are drawn together, as in fold_payload
+        drawn = np.array([patient_of_unit(u) for u in groups]) if level == "patient" else groups
         levels[level] = {
             "metrics": {m: float(np.nanmean([f[m] for f in per_fold])) for m in metrics.HEADLINE},
             "std": {m: float(np.nanstd([f[m] for f in per_fold])) for m in metrics.HEADLINE},
             "pooled": metrics.classification_metrics(pooled.labels, pooled.probs, class_names),
-            "ci95": metrics.headline_with_ci(pooled.labels, pooled.probs, groups=groups, seed=seed, num_samples=num_samples),
+            "ci95": metrics.headline_with_ci(pooled.labels, pooled.probs, groups=drawn, seed=seed, num_samples=num_samples),
             "predictions": pooled,
             "patients": groups,
             "folds": np.concatenate([np.full(len(p.ids), r["fold"]) for p, r in zip(predictions, fold_reports)]),
@@ -198,9 +204,12 @@ def cv_summary(fold_reports: list[dict[str, Any]], report_dirs: list[Path], *, s
     return {"class_names": class_names, "num_folds": len(fold_reports), "levels": levels}
 
 
-def write_cv_summary(report_dir: Path, summary: dict[str, Any], fold_reports: list[dict[str, Any]]) -> None:
+def write_cv_summary(
+    report_dir: Path, summary: dict[str, Any], fold_reports: list[dict[str, Any]], *, members: list[str] | None = None
+) -> None:
     """results.json / .md and plots of the pooled predictions, and predictions_clips.csv /
-    predictions_patients.csv: every tested clip and patient once, with the fold that tested it."""
+    predictions_patients.csv: every tested clip and patient once, with the fold that tested it.
+    `members`: the run folders an ensemble fused (asd_jax/evaluation/ensemble.py), kept in results.json."""
     levels = {level: {k: v for k, v in data.items() if k not in POOLED_ROWS} for level, data in summary["levels"].items()}
     payload = {
         "schema_version": SCHEMA_VERSION,
@@ -209,7 +218,7 @@ def write_cv_summary(report_dir: Path, summary: dict[str, Any], fold_reports: li
         "summary": levels,
         "folds": [{"fold": r["fold"], "selected_step": r["selected_step"], "headline": r["headline"]} for r in fold_reports],
         "headline": metrics.flat_headline({level: levels[level]["metrics"] for level in LEVELS}),
-    }
+    } | ({"members": members} if members else {})
     rows = [(f"{level} level", levels[level]) for level in ("patient", "clip")]
     text = [
         f"# {summary['num_folds']}-fold patient-grouped cross-validation",

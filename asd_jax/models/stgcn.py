@@ -5,7 +5,8 @@ neighbours around the mid-hip centre), a 9-frame temporal convolution, BatchNorm
 BatchNorm statistics are averaged over the `data` axis during training (sync BN), so a
 data-parallel step equals a single-device one. The features are pooled over the joints and over
 the frames where some joint was seen (`pooling`: their mean, or mean, spread and drift for whole
-clips padded with missing frames, as the temporal CNN does).
+clips padded with missing frames, as the temporal CNN does). Its BatchNorms still take their
+statistics over every frame, padded ones included.
 """
 
 from __future__ import annotations

@@ -1,0 +1,124 @@
+"""Score fusion of finished cross-validations, as pyskl ensembles its joint, bone and motion streams.
+
+Each member is a CV run, trained and selected on its own validation patients. A fold's ensemble
+prediction for a clip is the equal-weight mean of its members' class probabilities for that clip,
+read from the members' test reports: nothing is fitted and no member is evaluated again. Patients
+follow from clips as for any single model. (Choosing the members by their CV scores would be
+choosing on test patients: decide the members first.)
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from asd_jax.base.errors import RunStateError
+from asd_jax.evaluation import aggregate, metrics, predict, protocol, report
+
+
+def fuse(members: list[aggregate.Predictions], patients: list[np.ndarray], names: list[str]) -> tuple[aggregate.Predictions, np.ndarray]:
+    """Equal-weight mean of the members' probabilities, clip by clip, in the first member's order,
+    and each clip's patient; `names` (the members' prediction files) name a member that was tested
+    on other clips, labels or patients (other splits, cohort or task)."""
+    first, first_ids = members[0], members[0].ids.tolist()
+    probs = []
+    for member, member_patients, name in zip(members, patients, names):
+        row_of = {clip: row for row, clip in enumerate(member.ids.tolist())}
+        if len(row_of) != len(member.ids) or set(row_of) != set(first_ids):
+            raise RunStateError(f"{name}: tested on other clips than {names[0]} (other splits or cohort)")
+        order = np.array([row_of[clip] for clip in first_ids])
+        if not np.array_equal(member.labels[order], first.labels):
+            raise RunStateError(f"{name}: labels its clips otherwise than {names[0]} (another task or classes)")
+        if not np.array_equal(member_patients[order], patients[0]):
+            raise RunStateError(f"{name}: assigns its clips to other patients than {names[0]}")
+        probs.append(member.probs[order])
+    return aggregate.Predictions(first.ids, first.labels, np.mean(probs, axis=0)), patients[0]
+
+
+def read_cv(run_dir: Path) -> dict[str, Any]:
+    """A finished CV's summary (report/results.json) with what fusion needs, or one clear error."""
+    path = run_dir / protocol.REPORT_DIR / "results.json"
+    if not path.exists():
+        raise RunStateError(f"{path}: not found; {run_dir} is not a finished cross-validation (run it with --mode=cv first)")
+    try:
+        summary = json.loads(path.read_text())
+        folds = summary["folds"]
+        class_names, num_folds = tuple(summary["class_names"]), int(summary["num_folds"])
+    except (OSError, ValueError, KeyError, TypeError) as err:
+        raise RunStateError(f"{path}: not a cross-validation's report ({type(err).__name__}: {err})") from None
+    if "members" in summary:
+        raise RunStateError(f"{path}: an ensemble's report; fuse its members ({', '.join(summary['members'])}) instead")
+    return {"class_names": class_names, "num_folds": num_folds, "steps": [f["selected_step"] for f in folds]}
+
+
+def fuse_fold(member_dirs: list[Path], fold: int, class_names: tuple[str, ...]) -> tuple[predict.EvalResult, dict[str, str]]:
+    """The fused clip and patient predictions of one fold, and each clip's patient."""
+    paths = [d / f"fold_{fold}" / protocol.REPORT_DIR / "predictions_clips.csv" for d in member_dirs]
+    read = []
+    for path in paths:
+        try:
+            read.append(report.read_predictions(path, class_names))
+        except (OSError, ValueError, KeyError) as err:
+            problem = f"{type(err).__name__}: {err}"
+            raise RunStateError(f"{path}: cannot be read as a fold's clip predictions of {list(class_names)} ({problem})") from None
+    clips, patient_of_rows = fuse([p for p, _ in read], [patients for _, patients in read], [str(p) for p in paths])
+    patients = aggregate.patients_from_clips(clips, patient_of_rows, class_names)
+    levels = {"clip": clips, "patient": patients}
+    level_metrics = {level: metrics.classification_metrics(p.labels, p.probs, class_names) for level, p in levels.items()}
+    return predict.EvalResult(class_names, levels, level_metrics, {}), dict(zip(clips.ids.tolist(), patient_of_rows.tolist()))
+
+
+def check_members(member_dirs: list[Path], out: Path) -> None:
+    """Two or more distinct members, and an `out` that is no member, holds none and is not a run."""
+    if len(member_dirs) < 2:
+        raise RunStateError(f"an ensemble needs two or more finished cross-validations, got {len(member_dirs)}")
+    resolved = [d.resolve() for d in member_dirs]
+    if len(set(resolved)) != len(resolved):
+        raise RunStateError("a member is given twice; each member counts once")
+    target = out.resolve()
+    for member, path in zip(member_dirs, resolved):
+        if target == path or target in path.parents or path in target.parents:
+            raise RunStateError(f"--out {out} would write into member {member}; give the ensemble a folder of its own")
+    existing = out / protocol.REPORT_DIR / "results.json"
+    if existing.exists() and not is_ensemble_report(existing):
+        raise RunStateError(f"{existing}: --out holds another run's report; give the ensemble a folder of its own")
+
+
+def is_ensemble_report(path: Path) -> bool:
+    """Whether `path` is a results.json that an ensemble wrote (so rewriting it loses nothing)."""
+    try:
+        return "members" in json.loads(path.read_text())
+    except (OSError, ValueError):
+        return False
+
+
+def run_ensemble(member_dirs: list[Path], out: Path, *, seed: int = 0, num_samples: int = 1000) -> dict[str, Any]:
+    """Fuses every fold of the member CVs into `out` (fold_<k>/report and the pooled report/, as
+    --mode=cv writes them, each results.json with its `members`); returns the CV summary."""
+    check_members(member_dirs, out)
+    summaries = [read_cv(d) for d in member_dirs]
+    class_names, num_folds = summaries[0]["class_names"], summaries[0]["num_folds"]
+    for d, s in zip(member_dirs, summaries):
+        if s["class_names"] != class_names or s["num_folds"] != num_folds:
+            raise RunStateError(
+                f"{d}: {s['num_folds']} folds of {list(s['class_names'])}, but {member_dirs[0]} has {num_folds} of {list(class_names)}"
+            )
+    fused = [fuse_fold(member_dirs, fold, class_names) for fold in range(num_folds)]  # every fold checked before writing
+    members = [str(d) for d in member_dirs]
+    fold_reports, report_dirs = [], []
+    for fold, (result, patient_of) in enumerate(fused):
+        steps = [s["steps"][fold] for s in summaries]
+        payload = report.fold_payload(
+            result, patient_of, fold=fold, num_folds=num_folds, selected_step=steps, seed=seed, num_samples=num_samples
+        )
+        payload["members"] = members
+        report_dir = out / f"fold_{fold}" / protocol.REPORT_DIR
+        report.write_fold(report_dir, payload, result, patient_of)
+        fold_reports.append(payload)
+        report_dirs.append(report_dir)
+    summary = report.cv_summary(fold_reports, report_dirs, seed=seed, num_samples=num_samples)
+    report.write_cv_summary(out / protocol.REPORT_DIR, summary, fold_reports, members=members)
+    return summary

@@ -1,0 +1,40 @@
+r"""`python -m asd_jax.modes.ensemble`: fuse finished cross-validations into one ensemble's CV.
+
+  python -m asd_jax.modes.ensemble --out runs/ensembles/cnn_streams \
+    runs/explore/ccd_joints runs/explore/ccd_bones runs/explore/ccd_motion
+
+Each member is a `--mode=cv` (or asd_jax.modes.compare) run folder of the same cohort, folds and
+classes, e.g. one model per input stream (`--config.model.inputs=bones`) as pyskl ensembles its
+joint, bone and motion streams, or models of different families. A clip's ensemble prediction is
+the equal-weight mean of its members' class probabilities (asd_jax/evaluation/ensemble.py): no
+weight is tuned, so no test patient picks anything. Writes `<out>/fold_<k>/report` and the pooled
+`<out>/report` exactly as --mode=cv does, and prints the patient- and clip-level table.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from asd_jax.base.errors import UserError
+from asd_jax.evaluation import ensemble, report
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("members", nargs="+", type=Path, help="finished --mode=cv run folders")
+    parser.add_argument("--out", type=Path, required=True, help="the ensemble's run folder")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the patient bootstrap behind the 95%% CIs")
+    parser.add_argument("--bootstrap-samples", type=int, default=1000)
+    args = parser.parse_args(argv)
+    try:
+        summary = ensemble.run_ensemble(args.members, args.out, seed=args.seed, num_samples=args.bootstrap_samples)
+    except UserError as err:
+        raise SystemExit(f"error: {err}") from None
+    rows = [(f"{level} level", summary["levels"][level]) for level in ("patient", "clip")]
+    print(report.markdown_table(rows))
+    print(f"\nwritten to {args.out / 'report'}")
+
+
+if __name__ == "__main__":
+    main()
