@@ -256,3 +256,16 @@ def model_comparison(rows: list[tuple[str, dict]], path: Path, title: str, metri
         ax.set(xlim=(0, 1), xlabel=metric, title=f"{title}: {metric}")
     np.atleast_1d(axes)[0].invert_yaxis()  # first model on top (the y axis is shared)
     return save(fig, path)
+
+
+def seed_spread(rows: list[tuple[str, list[float]]], path: Path, metric: str) -> Path:
+    """One dot per training seed and a bar at their mean per model: the spread a single CV hides."""
+    fig, ax = plt.subplots(figsize=(6.5, 0.45 * len(rows) + 1.5))
+    names = [name for name, _ in rows]
+    ax.barh(names, [np.mean(values) for _, values in rows], color="tab:blue", alpha=0.35, label="mean over seeds")
+    for y, (_, values) in enumerate(rows):
+        ax.plot(values, np.full(len(values), y), "o", color="tab:blue", label="one seed" if y == 0 else None)
+    ax.set(xlim=(0, 1), xlabel=metric, title=f"{metric} per training seed")
+    ax.invert_yaxis()
+    ax.legend(loc="lower right")
+    return save(fig, path)

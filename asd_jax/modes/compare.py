@@ -6,7 +6,10 @@ r"""The comparison table: patient-grouped K-fold CV of several configs with the 
 
 Each config is `configs/<name>.py`, or `<name>:<variant>` for one of its variants (e.g. `stgcn:compact`);
 its CV lives in `<workdir>/<name>_<variant>` (so an interrupted comparison resumes, and finished
-models are not trained again). The tables, and a bar chart of patient-level macro-F1 and AUC in
+models are not trained again). With `--seeds 0,1,2` every config's CV is run once per training seed
+(`<workdir>/<name>/seed_<s>`) and the document gives each model's mean and spread over the seeds,
+and the patients most runs misdiagnose (asd_jax/evaluation/seeds.py): a single CV of a deep model
+moves by about ±0.05 with the seed alone. The tables, and a bar chart of patient-level macro-F1 and AUC in
 `<out dir>/figures/<out stem>_patient.png`, are rewritten after every model. Extra `--override a.b=value` items apply to
 every config. The Markdown document gets one table per level in the reference README's form,
 mean ± std over folds with the 95% patient-bootstrap CI of the pooled test predictions.
@@ -20,9 +23,12 @@ import json
 from pathlib import Path
 
 import ml_collections
+import numpy as np
 
 from asd_jax.base.files import write_atomically
-from asd_jax.evaluation import plots, protocol, report
+from asd_jax.data.synthetic import CohortParams
+from asd_jax.data.synthetic.cohort import sample_patients
+from asd_jax.evaluation import plots, protocol, report, seeds
 from asd_jax.modes import cv
 
 
@@ -64,24 +70,47 @@ def external_checks(config: ml_collections.ConfigDict, fold_dir: Path) -> tuple[
     return scores, patients
 
 
+def checked_cv(config: ml_collections.ConfigDict, run_dir: Path) -> dict:
+    """The CV's summary levels, and for the synthetic cohort (the only one with shifted cohorts) its
+    fold-0 model's EXTERNAL_COHORTS scores (`external`, `external_patients`)."""
+    summary = cv.run_cv(config, run_dir)
+    levels = dict(summary["levels"], class_names=summary["class_names"])
+    if config.data.source == "synthetic":
+        levels["external"], levels["external_patients"] = external_checks(config, run_dir / "fold_0")
+    return levels
+
+
 def compare(
-    names: list[str], workdir: Path, overrides: list[str], variant: str | None = None, on_model_done=None
+    names: list[str],
+    workdir: Path,
+    overrides: list[str],
+    variant: str | None = None,
+    on_model_done=None,
+    training_seeds: list[int] | None = None,
 ) -> dict[str, dict]:
     """Runs (or resumes) CV for every config, then tests its fold-0 model on EXTERNAL_COHORTS;
-    returns each one's summary levels (with an `external` entry).
+    returns each one's summary levels (with an `external` entry), or with `training_seeds` a
+    {seed: levels} map per config, each seed's CV in `<workdir>/<name>/seed_<seed>`.
 
-    `on_model_done(results_so_far)` runs after each model, so a comparison that takes hours shows
-    its table growing and an interrupted one keeps what it finished.
+    `on_model_done(results_so_far)` runs after each model (each seed), so a comparison that takes
+    hours shows its table growing and an interrupted one keeps what it finished.
     """
-    results = {}
+    results: dict[str, dict] = {}
     for name in names:
         run_dir = workdir / name.replace(":", "_")
         config = load_config(name, overrides, variant)
-        results[name] = dict(cv.run_cv(config, run_dir)["levels"])
-        if config.data.source == "synthetic":  # shifted cohorts exist for the synthetic data only
-            results[name]["external"], results[name]["external_patients"] = external_checks(config, run_dir / "fold_0")
-        if on_model_done is not None:
-            on_model_done(results)
+        if training_seeds is None:
+            results[name] = checked_cv(config, run_dir)
+            if on_model_done is not None:
+                on_model_done(results)
+            continue
+        results[name] = {}
+        for seed in training_seeds:
+            seeded = config.copy_and_resolve_references()
+            seeded.seed = seed
+            results[name][seed] = checked_cv(seeded, run_dir / f"seed_{seed}")
+            if on_model_done is not None:
+                on_model_done(results)
     return results
 
 
@@ -135,6 +164,87 @@ def external_table(results: dict[str, dict]) -> list[str]:
     return lines + [""]
 
 
+def patient_notes(config: ml_collections.ConfigDict) -> dict[str, str]:
+    """What the synthetic cohort knows of a patient and a clinic's folder does not: the walk's
+    signature and its severity (0 is a normal walk), which tell a model's mistake from a walk that
+    shows next to nothing of its disease. Empty for other data."""
+    if config.data.source != "synthetic":
+        return {}
+    params = CohortParams.from_config(config.data.synthetic)
+    patients = sample_patients(params, np.random.default_rng(params.seed))  # as generate_cohort draws them
+    return {p.patient_id: f"{p.signature}, severity {p.severity:.2f}" for p in patients}
+
+
+def _spread(values: dict[str, float]) -> str:
+    return f"{values['mean']:.3f} ± {values['std']:.3f} [{values['min']:.3f}, {values['max']:.3f}]"
+
+
+def seeds_markdown(
+    results: dict[str, dict[int, dict]], command: str, notes: dict[str, str], reading: str = "", figure: str = ""
+) -> str:
+    """The seed table (mean ± std over seeds [min, max] of each CV's fold mean), the shifted
+    cohorts' mean over the seeds' fold-0 models, and the patients at least half the runs
+    misdiagnose, with `notes` on each."""
+    rows = {name: seeds.seed_row(per_seed) for name, per_seed in results.items()}
+    first = next(iter(next(iter(results.values())).values()))
+    class_names, patients = first["class_names"], len(seeds.truth_of(first))
+    cohorts = list(EXTERNAL_COHORTS) if "external" in first else []
+    lines = [
+        "# Model comparison over training seeds",
+        "",
+        f"Command: `{command}`",
+        "",
+        "Each model's patient-grouped CV is run once per training seed (initial weights, dropout, batches and "
+        "augmentation redrawn; same folds). Cells: mean ± std over the seeds of each CV's mean over its test folds "
+        "[lowest, highest seed]. Every fold's checkpoint was chosen on its validation patients; every test fold was "
+        "evaluated once per seed."
+        + (" The shifted cohorts' columns: patient macro-F1 of each seed's fold-0 model, mean over the seeds." if cohorts else ""),
+        "",
+    ]
+    if figure:
+        lines += [f"![patient-level macro-F1 per model, one dot per seed]({figure})", ""]
+    header = ["Model", "seeds", "patient macro-F1", "per seed", "clip macro-F1", "patient AUC", f"misdiagnosed of {patients}"]
+    lines += ["| " + " | ".join(header + cohorts) + " |", "|" + " --- |" * (len(header) + len(cohorts))]
+    for name, row in rows.items():
+        external = [np.mean([levels["external"][c] for levels in results[name].values()]) for c in cohorts]
+        cells = [
+            name,
+            ", ".join(map(str, row["seeds"])),
+            _spread(row["patient_macro_f1"]),
+            ", ".join(f"{v:.3f}" for v in row["patient_macro_f1"]["per_seed"]),
+            _spread(row["clip_macro_f1"]),
+            _spread(row["patient_auc"]),
+            ", ".join(map(str, row["misdiagnosed"])),
+        ] + [f"{v:.3f}" for v in external]
+        lines.append("| " + " | ".join(cells) + " |")
+    lines += ["", *often_missed_table(results, class_names, notes)]
+    return "\n".join(lines) + (f"\n{reading}" if reading else "")
+
+
+def often_missed_table(results: dict[str, dict[int, dict]], class_names: list[str], notes: dict[str, str]) -> list[str]:
+    missed = seeds.often_missed(results)
+    if not missed:
+        return []
+    truth: dict[str, int] = {}
+    for per_seed in results.values():
+        for levels in per_seed.values():
+            truth |= seeds.truth_of(levels)
+    lines = [
+        "## Patients most runs misdiagnose",
+        "",
+        "Patients misdiagnosed by at least half of all the runs above; per model, by how many of its seeds."
+        + (" *Walk*: the synthetic cohort's signature and severity for the patient (0 is a normal walk)." if notes else ""),
+        "",
+        "| Patient | diagnosis |" + (" walk |" if notes else "") + " " + " | ".join(results) + " |",
+        "| --- | --- |" + (" --- |" if notes else "") + " --- |" * len(results),
+    ]
+    for patient, counts in missed:
+        walk = [notes.get(patient, "")] if notes else []
+        cells = [patient, class_names[truth[patient]], *walk] + [f"{counts[n]}/{len(results[n])}" for n in results]
+        lines.append("| " + " | ".join(cells) + " |")
+    return lines + [""]
+
+
 def existing_reading(path: Path) -> str:
     """The hand-written reading of an earlier run of the document, so regenerating keeps it."""
     if not path.exists():
@@ -151,10 +261,18 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path("docs/results.md"))
     parser.add_argument("--override", action="append", default=[], help="a.b=value, applied to every config")
     parser.add_argument("--variant", default=None, help="config variant, e.g. smoke")
+    parser.add_argument("--seeds", default="", help="comma-separated training seeds: each config's CV once per seed")
     args = parser.parse_args()
+    try:
+        training_seeds = [int(s) for s in args.seeds.split(",")] if args.seeds else None
+    except ValueError:
+        raise SystemExit(f"error: --seeds={args.seeds!r}: expected comma-separated integers, e.g. 0,1,2") from None
+    if training_seeds is not None and len(set(training_seeds)) != len(training_seeds):
+        raise SystemExit(f"error: --seeds={args.seeds!r} names a seed twice")
     command = "python -m asd_jax.modes.compare " + " ".join(
         [f"--override {o}" for o in args.override]
         + ([f"--variant {args.variant}"] if args.variant else [])
+        + ([f"--seeds {args.seeds}"] if args.seeds else [])
         + [f"--out {args.out}", f"--workdir {args.workdir}"]
         + args.configs
     )
@@ -163,11 +281,19 @@ def main() -> None:
     reading = existing_reading(args.out)
     figure = args.out.parent / "figures" / f"{args.out.stem}_patient.png"
 
-    def write(results: dict[str, dict]) -> None:
-        plots.model_comparison(level_rows(results, "patient"), figure, "patient level")
-        write_atomically(args.out, results_markdown(results, command, reading, figure.relative_to(args.out.parent).as_posix()))
+    relative_figure = figure.relative_to(args.out.parent).as_posix()
 
-    compare(args.configs, args.workdir, args.override, args.variant, on_model_done=write)
+    def write(results: dict[str, dict]) -> None:
+        if training_seeds is None:
+            plots.model_comparison(level_rows(results, "patient"), figure, "patient level")
+            write_atomically(args.out, results_markdown(results, command, reading, relative_figure))
+            return
+        per_seed = [(n, [lv["patient"]["metrics"]["macro_f1"] for lv in r.values()]) for n, r in results.items()]
+        plots.seed_spread(per_seed, figure, "patient macro-F1")
+        notes = patient_notes(load_config(args.configs[0], args.override, args.variant))
+        write_atomically(args.out, seeds_markdown(results, command, notes, reading, relative_figure))
+
+    compare(args.configs, args.workdir, args.override, args.variant, on_model_done=write, training_seeds=training_seeds)
     print(args.out.read_text())
 
 
