@@ -18,6 +18,14 @@ os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", str(Path(tempfile.gettempdir(
 os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")
 os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES", "0")
 
+
+def cpu_devices_env(devices: int) -> dict[str, str]:
+    """The environment of a subprocess that sees `devices` CPU devices. XLA:CPU aborts a collective
+    whose devices wait over 40 s for each other, which eight devices on two busy cores reached
+    (the suite beside a training run); these tests wait up to ten minutes instead."""
+    flags = f"--xla_force_host_platform_device_count={devices} --xla_cpu_collective_call_terminate_timeout_seconds=600"
+    return dict(os.environ, JAX_PLATFORMS="cpu", XLA_FLAGS=flags)
+
 from asd_jax.data.synthetic import CohortParams, generate_cohort  # noqa: E402  (after the environment it reads)
 
 TINY_COHORT = CohortParams(num_patients=15, num_clips=60, seed=3)

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import ROOT
+from conftest import ROOT, cpu_devices_env
 
 SMOKE = "configs/crossattn.py:smoke"
 
@@ -141,7 +141,7 @@ def test_pmap_on_8_devices_trains_checkpoints_and_evaluates_like_one_device(unin
     """`train.parallel=pmap` end to end on 8 CPU devices: training, validation selection,
     checkpoints and the test report match the one-device run; and a one-device checkpoint
     restores and evaluates through pmap to the same predictions."""
-    env = dict(os.environ, JAX_PLATFORMS="cpu", XLA_FLAGS="--xla_force_host_platform_device_count=8")
+    env = cpu_devices_env(8)
     launch = lambda workdir, mode: subprocess.run(  # noqa: E731
         launch_command(workdir, data_dir, "--config.train.parallel=pmap", mode=mode),
         cwd=ROOT, env=env, capture_output=True, text=True, timeout=600,

@@ -7,7 +7,6 @@ same global batches; a checkpoint written on four devices restores and continues
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import socket
 import subprocess
@@ -17,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import ROOT
+from conftest import ROOT, cpu_devices_env
 from test_launch import final_params, launch_command
 
 TRAIN_SCRIPT = textwrap.dedent(
@@ -75,21 +74,17 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def cpu_env(devices: int) -> dict[str, str]:
-    return dict(os.environ, JAX_PLATFORMS="cpu", XLA_FLAGS=f"--xla_force_host_platform_device_count={devices}")
-
-
 def test_two_processes_train_like_one_process_with_the_same_devices(tmp_path):
     single = subprocess.run(
         [sys.executable, "-c", TRAIN_SCRIPT, str(tmp_path / "single.npz"), "0", "1", "0"],
-        cwd=ROOT, env=cpu_env(4), capture_output=True, text=True, timeout=300,
+        cwd=ROOT, env=cpu_devices_env(4), capture_output=True, text=True, timeout=300,
     )
     assert single.returncode == 0, single.stderr[-3000:]
     port = str(free_port())
     procs = [
         subprocess.Popen(
             [sys.executable, "-c", TRAIN_SCRIPT, str(tmp_path / "multi.npz"), port, "2", str(i)],
-            cwd=ROOT, env=cpu_env(2), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            cwd=ROOT, env=cpu_devices_env(2), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         )
         for i in range(2)
     ]
@@ -106,7 +101,7 @@ def test_two_processes_train_like_one_process_with_the_same_devices(tmp_path):
 def four_device_run(tmp_path_factory, data_dir) -> Path:
     """A smoke training run through launch.py on one process with four CPU devices."""
     workdir = tmp_path_factory.mktemp("four") / "run"
-    proc = subprocess.run(launch_command(workdir, data_dir), cwd=ROOT, env=cpu_env(4), capture_output=True, text=True, timeout=600)
+    proc = subprocess.run(launch_command(workdir, data_dir), cwd=ROOT, env=cpu_devices_env(4), capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
     return workdir
 
@@ -120,7 +115,7 @@ def test_launch_on_two_processes_matches_one_process(four_device_run, tmp_path, 
                 workdir, data_dir, "--config.train.distributed=True", f"--config.train.coordinator_address=127.0.0.1:{port}",
                 "--config.train.num_processes=2", f"--config.train.process_id={i}",
             ),
-            cwd=ROOT, env=cpu_env(2), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            cwd=ROOT, env=cpu_devices_env(2), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         )
         for i in range(2)
     ]
@@ -142,7 +137,7 @@ def test_checkpoint_from_four_devices_continues_on_two(four_device_run, tmp_path
     two = tmp_path / "two"
     shutil.copytree(four_device_run, two, ignore=shutil.ignore_patterns("30", "report"))
     assert sorted(p.name for p in (two / "checkpoints").iterdir() if p.name.isdigit()) == ["15"]
-    second = subprocess.run(launch_command(two, data_dir), cwd=ROOT, env=cpu_env(2), capture_output=True, text=True, timeout=600)
+    second = subprocess.run(launch_command(two, data_dir), cwd=ROOT, env=cpu_devices_env(2), capture_output=True, text=True, timeout=600)
     assert second.returncode == 0, second.stderr[-3000:]
     assert "resumed from step 15" in second.stderr
     expected, got = final_params(four_device_run), final_params(two)

@@ -6,13 +6,12 @@ Runs in a subprocess because the device count is fixed when JAX starts.
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 import textwrap
 
 import pytest
-from conftest import ROOT
+from conftest import ROOT, cpu_devices_env
 
 EQUIVALENCE_SCRIPT = textwrap.dedent(
     """
@@ -71,7 +70,7 @@ EQUIVALENCE_SCRIPT = textwrap.dedent(
 
 
 def _run_on_8_devices(script: str, *args: str) -> dict:
-    env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=8", JAX_PLATFORMS="cpu")
+    env = cpu_devices_env(8)
     proc = subprocess.run(
         [sys.executable, "-c", script, *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=600
     )
