@@ -267,5 +267,5 @@ def seed_spread(rows: list[tuple[str, list[float]]], path: Path, metric: str) ->
         ax.plot(values, np.full(len(values), y), "o", color="tab:blue", label="one seed" if y == 0 else None)
     ax.set(xlim=(0, 1), xlabel=metric, title=f"{metric} per training seed")
     ax.invert_yaxis()
-    ax.legend(loc="lower right")
+    ax.legend(loc="lower left")  # the dots sit at the right
     return save(fig, path)
