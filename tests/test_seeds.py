@@ -107,8 +107,16 @@ def test_compare_over_seeds_runs_each_seed_once_and_tabulates_them(tmp_path, dat
     assert "--seeds 0,1" in text and (tmp_path / "figures" / "seeds_patient.png").read_bytes()[:4] == b"\x89PNG"
 
 
-@pytest.mark.parametrize("given, message", [("0,x", "expected comma-separated integers"), ("1,1", "names a seed twice")])
-def test_bad_seeds_are_refused_in_one_line_before_any_run(tmp_path, data_dir, given, message):
-    proc = run_compare(tmp_path, data_dir, "--seeds", given, "features")
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (("--seeds", "0,x", "features"), "expected comma-separated integers"),
+        (("--seeds", "1,1", "features"), "names a seed twice"),
+        (("features", "featurs_diagnoses"), "featurs_diagnoses: no such config (configs/featurs_diagnoses.py)"),
+        (("--override", "train.num_step=5", "features"), "has no field 'train.num_step'. Did you mean \"num_steps\""),
+    ],
+)
+def test_bad_arguments_are_refused_in_one_line_before_any_run(tmp_path, data_dir, args, message):
+    proc = run_compare(tmp_path, data_dir, *args)
     assert proc.returncode != 0 and message in proc.stderr and "Traceback" not in proc.stderr
     assert not (tmp_path / "runs").exists()

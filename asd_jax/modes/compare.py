@@ -25,6 +25,7 @@ from pathlib import Path
 import ml_collections
 import numpy as np
 
+from asd_jax.base.errors import ConfigError
 from asd_jax.base.files import write_atomically
 from asd_jax.data.synthetic import CohortParams
 from asd_jax.data.synthetic.cohort import sample_patients
@@ -35,14 +36,25 @@ from asd_jax.modes import cv
 def load_config(spec: str, overrides: list[str], variant: str | None = None) -> ml_collections.ConfigDict:
     """`spec` is `name` or `name:variant`; its own variant wins over the global `variant`."""
     name, _, own_variant = spec.partition(":")
-    config = importlib.import_module(f"configs.{name}").get_config(own_variant or variant)
+    try:
+        module = importlib.import_module(f"configs.{name}")
+    except ModuleNotFoundError as error:
+        if error.name not in ("configs", f"configs.{name}"):
+            raise
+        raise ConfigError(f"{spec}: no such config (configs/{name}.py)") from None
+    config = module.get_config(own_variant or variant)
     for item in overrides:
         key, _, value = item.partition("=")
         parent = config
         *path, leaf = key.split(".")
-        for part in path:
-            parent = parent[part]
-        parent[leaf] = type(parent[leaf])(json.loads(value) if not isinstance(parent[leaf], str) else value)
+        try:
+            for part in path:
+                parent = parent[part]
+            current = parent[leaf]
+        except KeyError as error:
+            hint = str(error.args[0]).splitlines()[-1] if "Did you mean" in str(error.args[0]) else ""
+            raise ConfigError(f"--override {item}: {spec} has no field {key!r}. {hint}".strip()) from None
+        parent[leaf] = type(current)(json.loads(value) if not isinstance(current, str) else value)
     return config
 
 
@@ -269,6 +281,11 @@ def main() -> None:
         raise SystemExit(f"error: --seeds={args.seeds!r}: expected comma-separated integers, e.g. 0,1,2") from None
     if training_seeds is not None and len(set(training_seeds)) != len(training_seeds):
         raise SystemExit(f"error: --seeds={args.seeds!r} names a seed twice")
+    for name in args.configs:  # a misspelt name stops the comparison before hours of training, not after
+        try:
+            load_config(name, args.override, args.variant)
+        except (ConfigError, ValueError) as error:
+            raise SystemExit(f"error: {error}") from None
     command = "python -m asd_jax.modes.compare " + " ".join(
         [f"--override {o}" for o in args.override]
         + ([f"--variant {args.variant}"] if args.variant else [])
