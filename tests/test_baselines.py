@@ -19,7 +19,8 @@ from asd_jax.models.phase import step_boundaries, widest_stride_mask
 
 EXPLAINED = ("cnn", "stgcn_clip_diagnoses", "vit_phasemix")  # one smoke explanation per pose-model family without attention
 CONFIGS = (
-    "cnn", "cnn_clip", "cnn_clip_angles", "cnn_clip_bones_diagnoses", "stgcn", "vit_phasemix",
+    "cnn", "cnn_clip", "cnn_clip_angles", "cnn_clip_bones_diagnoses", "cnn_clip_bones_angles_diagnoses",
+    "cnn_clip_joints_bones_diagnoses", "stgcn", "vit_phasemix",
     "crossattn_no_prior", "crossattn_self_only", "crossattn_no_align", "crossattn_always_prior",
     "crossattn_clip_stats_diagnoses", "stgcn_clip_diagnoses",
 )
