@@ -15,7 +15,7 @@ import pytest
 import torch
 from conftest import ROOT
 
-from asd_jax.modes import bench, bench_torch
+from asd_jax.modes import bench, bench_profile, bench_torch
 
 
 def test_tiny_bench_writes_positive_numbers_for_every_measurement(tmp_path, data_dir):
@@ -42,12 +42,18 @@ def test_tiny_bench_writes_positive_numbers_for_every_measurement(tmp_path, data
     assert set(windows) == {str(t) for t in bench.TINY["windows"]}
     assert all(w["step_ms"] > 0 for w in windows.values())
     assert windows["64"]["gflop_per_step"] > windows["32"]["gflop_per_step"]  # twice the frames, more work
+    batches = family["batches"]
+    assert set(batches) == {str(b) for b in bench.TINY["batches"]} and all(b["step_ms"] > 0 for b in batches.values())
+    assert batches["8"]["memory_mib"] > batches["4"]["memory_mib"] > 0  # twice the examples, more memory
+    assert batches["8"]["gflop_per_step"] == pytest.approx(2 * batches["4"]["gflop_per_step"], rel=0.05)  # work per example
+    assert "ms/example vs B=4" in done.stdout  # the batch sweep's table
 
 
 def test_options_of_the_command_line():
-    options = bench.parse_options(["--tiny", "--families=cnn,stgcn", "--windows=16,48", "--steps=4", "--no-torch-compile",
-                                   "--dtype=bfloat16", "--workers=3", "--pipeline-batches=7"])
+    options = bench.parse_options(["--tiny", "--families=cnn,stgcn", "--windows=16,48", "--batches=2,6", "--steps=4",
+                                   "--no-torch-compile", "--dtype=bfloat16", "--workers=3", "--pipeline-batches=7"])
     assert options.families == ("cnn", "stgcn") and options.windows == (16, 48) and options.steps == 4
+    assert options.batches == (2, 6) and bench.family_config("cnn", options, 16, 6).data.batch_size == 6
     assert options.variant == "smoke" and not options.torch_compile
     assert options.dtype == "bfloat16" and options.workers == 3 and options.pipeline_batches == 7
     assert bench.family_config("cnn", options, 16).train.compute_dtype == "bfloat16"
@@ -72,6 +78,21 @@ def test_the_profile_lists_the_steps_costliest_ops_with_their_hlo(tmp_path):
     assert all(op["hlo"].startswith(f"%{op['op']} = ") for op in ops)  # every row names an op of the step
     assert any(op["op"].startswith(("convolution", "conv_general_dilated")) for op in ops)  # a CNN's step convolves
     assert list((tmp_path / "profile" / "cnn").rglob("*.trace.json.gz"))
+    assert results["cnn"]["ops_per_step"] >= len(ops) and results["cnn"]["op_ms_per_step"] >= sum(times) - 1e-9
+
+
+def test_the_op_table_sums_every_op_of_the_step_per_step():
+    """Events of two traced steps: ops of the HLO counted, everything else (Python, the runtime) not."""
+    events = [{"ph": "X", "name": "dot.1", "dur": 300}, {"ph": "X", "name": "dot.1", "dur": 100},
+              {"ph": "X", "name": "fusion.2", "dur": 50}, {"ph": "X", "name": "fusion.2", "dur": 50},
+              {"ph": "X", "name": "fusion.3", "dur": 20}, {"ph": "X", "name": "ThunkExecutor::Execute", "dur": 9000},
+              {"ph": "i", "name": "dot.1", "dur": 7}]
+    table, totals = bench_profile.op_table(events, {"dot.1", "fusion.2", "fusion.3"}, steps=2, top=2)
+    assert table == [{"op": "dot.1", "ms_per_step": 0.2, "runs_per_step": 1.0},
+                     {"op": "fusion.2", "ms_per_step": 0.05, "runs_per_step": 1.0}]
+    assert totals == {"ops_per_step": 2.5, "op_ms_per_step": pytest.approx(0.26)}
+    text = bench_profile.markdown({"family": "cnn", "steps": 2, "ops": table, **totals})
+    assert "2 ops ran per step, 0.3 ms of op time per step (summed over threads); the 2 below: 0.2 ms" in text
 
 
 def test_mfu_divides_by_a_known_peak_only():
@@ -115,3 +136,22 @@ def test_twin_step_puts_the_twin_and_the_batch_on_the_torch_device():
     _, twin, _, tensors = make_step.call_args.args
     assert {p.device.type for p in twin.parameters()} == {"meta"}
     assert {t.device.type for t in tensors.values()} == {"meta"} and set(tensors) == set(batch)
+
+
+def test_a_sweep_row_gives_cost_per_frame_or_example_relative_to_its_first_point():
+    points = {"16": {"step_ms": 10.0, "gflop_per_step": 1.0}, "64": {"step_ms": 20.0, "gflop_per_step": 4.0}}
+    row = bench.sweep_row("cnn", points, "B", "example")
+    assert row == {"family": "cnn", "B=16 ms": "10.0", "B=64 ms": "20.0",
+                   "ms/example vs B=16": "1.00 0.50", "GFLOP/example vs B=16": "1.00 1.00"}
+    with_memory = {"16": {**points["16"], "memory_mib": 10.4}, "64": {**points["64"], "memory_mib": 40.6}}
+    assert bench.sweep_row("cnn", with_memory, "B", "example")["MiB"] == "10 41"
+    no_count = {size: {**p, "gflop_per_step": 0.0} for size, p in points.items()}  # a backend without FLOP counts
+    assert bench.sweep_row("cnn", no_count, "T", "T")["GFLOP/T vs T=16"] == "-"
+
+
+def test_the_tables_of_a_bench_json_from_before_the_batch_sweep_still_print():
+    """docs/bench_previous.json and the GPU runs' files have no batch sweep: their tables print without it."""
+    results = json.loads((ROOT / "docs" / "bench_gpu_h100.json").read_text())
+    assert all("batches" not in family for family in results["families"].values())
+    text = bench.tables(results)
+    assert "T=512 ms" in text and "B=" not in text

@@ -14,7 +14,7 @@ For each model family (configs/<family>.py) it times
   the three steps taking turns (`timed`) so their ratios are measured under the same load;
 - compile / first-step time of each, FLOPs of the compiled JAX step (XLA cost_analysis) and the
   FLOP/s achieved, its memory (XLA memory_analysis), eval throughput of the JAX forward;
-- the JAX step at each window length of `--windows`;
+- the JAX step at each window length of `--windows` and at each global batch size of `--batches`;
 and, once, the clips/s of the TFDS + grain training pipeline (data/input_pipeline.py) against
 what each family's step consumes (batch / step time).
 
@@ -73,7 +73,8 @@ class BenchOptions:
     steps: int = 20  # timed steps per measurement (median)
     warmup: int = 3  # untimed steps before them (the first one compiles)
     windows: tuple[int, ...] = (64, 128, 256, 512)
-    window_steps: int = 3  # timed JAX steps per window length
+    window_steps: int = 5  # timed JAX steps per point of the window and batch sweeps
+    batches: tuple[int, ...] = (16, 32, 64, 128, 256)  # global batch sizes of the batch sweep (at `window`)
     pipeline_batches: int = 20
     workers: int | None = None  # grain worker processes of the pipeline measure (None: the config's data.worker_count)
     torch_compile: bool = True
@@ -85,7 +86,7 @@ class BenchOptions:
     peak_tflops: float = 0.0  # the chip's peak for the MFU column; 0: PEAK_BF16_TFLOPS under bfloat16
 
 
-TINY = dict(batch=8, window=32, steps=2, warmup=1, windows=(32, 64), window_steps=1, pipeline_batches=2, variant="smoke")
+TINY = dict(batch=8, window=32, steps=2, warmup=1, windows=(32, 64), window_steps=1, batches=(4, 8), pipeline_batches=2, variant="smoke")
 
 
 def pin_threads(threads: int) -> int:
@@ -132,9 +133,9 @@ def progress(message: str) -> None:
     print(f"[bench {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
 
 
-def family_config(family: str, options: BenchOptions, window: int) -> ml_collections.ConfigDict:
+def family_config(family: str, options: BenchOptions, window: int, batch: int | None = None) -> ml_collections.ConfigDict:
     config = compare.load_config(family, [], options.variant)
-    config.data.batch_size, config.data.window = options.batch, window
+    config.data.batch_size, config.data.window = batch or options.batch, window
     config.train.compute_dtype = options.dtype
     return config
 
@@ -181,13 +182,19 @@ def jax_train(config: ml_collections.ConfigDict, batch: dict[str, np.ndarray], n
     return step, facts, lambda: state, dp
 
 
-def jax_step_timing(
-    config: ml_collections.ConfigDict, batch: dict[str, np.ndarray], num_classes: int, steps: int, warmup: int
-) -> dict[str, float]:
-    """The JAX step alone (the window sweep): compile facts, first step, median step, FLOP/s."""
-    step, facts, _, _ = jax_train(config, batch, num_classes)
-    result = facts | timed({"jax": step}, steps, warmup)["jax"]
-    return result | {"gflop_per_s": result["gflop_per_step"] / (result["step_ms"] / 1e3)}
+def sweep(family: str, options: BenchOptions, points: dict[str, tuple[int, int]], num_classes: int) -> dict[str, dict[str, float]]:
+    """The JAX step at each point (window, batch) of a sweep: every point compiled first, then
+    timed in turns like the main table's steps, so that the machine's drift within a sweep does not
+    bend the cost-versus-size curve it is read for."""
+    steps, facts = {}, {}
+    for name, (window, size) in points.items():
+        progress(f"{family}: compiling the JAX step at T={window}, batch {size}")
+        config = family_config(family, options, window, size)
+        steps[name], facts[name], _, _ = jax_train(config, random_batch(config, size, num_classes), num_classes)
+    progress(f"{family}: timing the {len(points)} steps of the sweep in turns")
+    timings = timed(steps, options.window_steps, 1)
+    kept = ("compile_s", "gflop_per_step", "memory_mib")
+    return {name: {"step_ms": timings[name]["step_ms"], **{k: facts[name][k] for k in kept if k in facts[name]}} for name in points}
 
 
 def jax_eval(config: ml_collections.ConfigDict, dp: Any, state: Any, num_classes: int, steps: int, warmup: int) -> float:
@@ -200,7 +207,8 @@ def jax_eval(config: ml_collections.ConfigDict, dp: Any, state: Any, num_classes
 
 
 def bench_family(family: str, options: BenchOptions) -> dict[str, Any]:
-    """Every measurement of one family at the default window, and the JAX step at each window."""
+    """Every measurement of one family at the default window and batch, and the JAX step at each
+    window (batch fixed) and at each batch size (window fixed)."""
     config = family_config(family, options, options.window)
     num_classes = len(folds.class_names(config.data))
     batch = random_batch(config, options.batch, num_classes)
@@ -222,13 +230,9 @@ def bench_family(family: str, options: BenchOptions) -> dict[str, Any]:
     result = {"jax": jax_result, **timings}
     for name in timings:
         result[f"speedup_vs_{name}"] = result[name]["step_ms"] / jax_result["step_ms"]
-    result["windows"] = {}
-    for window in options.windows:  # every window timed the same way, the default one too
-        progress(f"{family}: JAX step at T={window}")
-        config_t = family_config(family, options, window)
-        batch_t = random_batch(config_t, options.batch, num_classes)
-        timing = jax_step_timing(config_t, batch_t, num_classes, options.window_steps, 1)
-        result["windows"][str(window)] = {k: timing[k] for k in ("compile_s", "step_ms", "gflop_per_step")}
+    # every point of a sweep timed the same way, the default one too
+    result["windows"] = sweep(family, options, {str(window): (window, options.batch) for window in options.windows}, num_classes)
+    result["batches"] = sweep(family, options, {str(size): (options.window, size) for size in options.batches}, num_classes)
     return result
 
 
@@ -313,8 +317,8 @@ def run_bench(options: BenchOptions) -> dict[str, Any]:
 
 
 def tables(results: dict[str, Any]) -> str:
-    """The console (and docs/performance.md) form: one row per family, then the window sweep."""
-    rows, sweep = [], []
+    """The console (and docs/performance.md) form: one row per family, then the window and batch sweeps."""
+    rows, sweep, batch_sweep = [], [], []
     for family, r in results["families"].items():
         compiled = r.get("torch_compile", {})
         rows.append({
@@ -330,19 +334,34 @@ def tables(results: dict[str, Any]) -> str:
             "MiB": f"{r['jax'].get('memory_mib', float('nan')):.0f}",
             "pipeline/need": f"{r['pipeline_over_consumption']:.2f}",
         })
-        base_t, base = next(iter(r["windows"].items()))
-
-        def per_frame(key: str) -> str:  # 1.00 at every T = growing linearly with T
-            if not base[key]:  # no FLOP count from this backend
-                return "-"
-            return " ".join(f"{(w[key] / int(t)) / (base[key] / int(base_t)):.2f}" for t, w in r["windows"].items())
-
-        sweep.append({"family": family, **{f"T={t} ms": f"{w['step_ms']:.1f}" for t, w in r["windows"].items()},
-                      f"ms/T vs T={base_t}": per_frame("step_ms"), f"GFLOP/T vs T={base_t}": per_frame("gflop_per_step")})
+        sweep.append(sweep_row(family, r["windows"], "T", "T"))
+        if r.get("batches"):  # bench.json files from before the batch sweep have none
+            batch_sweep.append(sweep_row(family, r["batches"], "B", "example"))
     pipeline = results["pipeline"]
-    return "\n".join([report.text_table(rows, list(rows[0])), "", report.text_table(sweep, list(sweep[0])), "",
+    sweeps = [report.text_table(rows, list(rows[0])), "", report.text_table(sweep, list(sweep[0])), ""]
+    if batch_sweep:
+        sweeps += [report.text_table(batch_sweep, list(batch_sweep[0])), ""]
+    return "\n".join([*sweeps,
                       f"input pipeline: {pipeline['clips_per_s']:.0f} clips/s once an epoch has filled its clip cache, "
                       f"{pipeline['first_epoch_clips_per_s']:.0f} in the first (batch {pipeline['batch']}, window {pipeline['window']})"])
+
+
+def sweep_row(family: str, points: dict[str, dict[str, float]], symbol: str, unit: str) -> dict[str, str]:
+    """One family's sweep over window lengths (symbol T) or batch sizes (B): the step time at each,
+    and its time and FLOPs per frame (per example) relative to the first point: 1.00 at every point
+    = growing linearly, above 1 = faster than linearly."""
+    base_size, base = next(iter(points.items()))
+
+    def relative(key: str) -> str:
+        if not base[key]:  # no FLOP count from this backend
+            return "-"
+        return " ".join(f"{(p[key] / int(size)) / (base[key] / int(base_size)):.2f}" for size, p in points.items())
+
+    row = {"family": family, **{f"{symbol}={size} ms": f"{p['step_ms']:.1f}" for size, p in points.items()},
+           f"ms/{unit} vs {symbol}={base_size}": relative("step_ms"), f"GFLOP/{unit} vs {symbol}={base_size}": relative("gflop_per_step")}
+    if all("memory_mib" in p for p in points.values()):  # older bench.json files have none
+        row["MiB"] = " ".join(f"{p['memory_mib']:.0f}" for p in points.values())
+    return row
 
 
 def parse_options(argv: list[str] | None = None) -> BenchOptions:
@@ -352,6 +371,7 @@ def parse_options(argv: list[str] | None = None) -> BenchOptions:
     parser.add_argument("--batch", type=int)
     parser.add_argument("--steps", type=int, help="timed steps per measurement")
     parser.add_argument("--windows", help="comma-separated window lengths of the sweep")
+    parser.add_argument("--batches", help="comma-separated global batch sizes of the batch sweep")
     parser.add_argument("--workers", type=int, help="grain worker processes of the input pipeline measure (default: the config's)")
     parser.add_argument("--pipeline-batches", type=int, help="batches timed in the input pipeline measure")
     parser.add_argument("--threads", type=int, help="cores to pin to (default: all this process may use)")
@@ -364,8 +384,9 @@ def parse_options(argv: list[str] | None = None) -> BenchOptions:
     fields: dict[str, Any] = dict(TINY) if args.tiny else {}
     if args.families:
         fields["families"] = tuple(args.families.split(","))
-    if args.windows:
-        fields["windows"] = tuple(int(t) for t in args.windows.split(","))
+    for name in ("windows", "batches"):
+        if getattr(args, name):
+            fields[name] = tuple(int(size) for size in getattr(args, name).split(","))
     for name in ("batch", "steps", "threads", "dtype", "peak_tflops", "workers", "pipeline_batches"):
         if getattr(args, name) is not None:
             fields[name] = getattr(args, name)

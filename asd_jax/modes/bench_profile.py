@@ -23,9 +23,11 @@ from asd_jax.training import setup
 TOP = 15
 
 
-def op_table(events: list[dict[str, Any]], ops: set[str], steps: int, top: int = TOP) -> list[dict[str, Any]]:
+def op_table(events: list[dict[str, Any]], ops: set[str], steps: int, top: int = TOP) -> tuple[list[dict[str, Any]], dict[str, float]]:
     """The `top` ops of the step (trace events named like an instruction of its HLO, `ops`; not
-    the runtime's or Python's) by total time, per step: name, ms per step, runs per step."""
+    the runtime's or Python's) by total time, per step: name, ms per step, runs per step; and the
+    totals over every op: how many ran per step and their summed time (over all threads), which
+    says whether a few large ops or many small ones make the step."""
     total: collections.Counter[str] = collections.Counter()
     runs: collections.Counter[str] = collections.Counter()
     for event in events:
@@ -33,7 +35,9 @@ def op_table(events: list[dict[str, Any]], ops: set[str], steps: int, top: int =
         if event.get("ph") == "X" and name in ops:
             total[name] += event.get("dur", 0)
             runs[name] += 1
-    return [{"op": name, "ms_per_step": us / 1e3 / steps, "runs_per_step": runs[name] / steps} for name, us in total.most_common(top)]
+    table = [{"op": name, "ms_per_step": us / 1e3 / steps, "runs_per_step": runs[name] / steps} for name, us in total.most_common(top)]
+    totals = {"ops_per_step": sum(runs.values()) / steps, "op_ms_per_step": sum(total.values()) / 1e3 / steps}
+    return table, totals
 
 
 def profile_family(family: str, config, batch: dict, num_classes: int, steps: int, warmup: int, out: Path) -> dict[str, Any]:
@@ -54,16 +58,19 @@ def profile_family(family: str, config, batch: dict, num_classes: int, steps: in
     with gzip.open(trace) as f:
         events = json.load(f)["traceEvents"]
     definitions = {line.split(" = ", 1)[0].strip().lstrip("%"): line.strip() for line in hlo.splitlines() if " = " in line}
-    table = op_table(events, set(definitions), steps)
+    table, totals = op_table(events, set(definitions), steps)
     for row in table:
         row["hlo"] = definitions.get(row["op"], "")[:300]
-    result = {"family": family, "steps": steps, "trace": str(trace), "ops": table}
+    result = {"family": family, "steps": steps, "trace": str(trace), "ops": table, **totals}
     write_atomically(out / f"profile_{family}.json", json.dumps(result, indent=2))
     return result
 
 
 def markdown(result: dict[str, Any]) -> str:
     title = f"{result['family']}: top XLA ops of the train step ({result['steps']} traced steps)"
-    lines = [title, "", "| op | ms/step | runs/step |", "| --- | --- | --- |"]
+    top = sum(r["ms_per_step"] for r in result["ops"])
+    summary = (f"{result['ops_per_step']:.0f} ops ran per step, {result['op_ms_per_step']:.1f} ms of op time per step "
+               f"(summed over threads); the {len(result['ops'])} below: {top:.1f} ms")
+    lines = [title, "", summary, "", "| op | ms/step | runs/step |", "| --- | --- | --- |"]
     lines += [f"| {r['op']} | {r['ms_per_step']:.2f} | {r['runs_per_step']:g} |" for r in result["ops"]]
     return "\n".join(lines)
