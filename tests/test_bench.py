@@ -15,7 +15,7 @@ import pytest
 import torch
 from conftest import ROOT
 
-from asd_jax.modes import bench, bench_profile, bench_torch
+from asd_jax.modes import bench, bench_profile, bench_tables, bench_torch
 
 
 def test_tiny_bench_writes_positive_numbers_for_every_measurement(tmp_path, data_dir):
@@ -140,18 +140,18 @@ def test_twin_step_puts_the_twin_and_the_batch_on_the_torch_device():
 
 def test_a_sweep_row_gives_cost_per_frame_or_example_relative_to_its_first_point():
     points = {"16": {"step_ms": 10.0, "gflop_per_step": 1.0}, "64": {"step_ms": 20.0, "gflop_per_step": 4.0}}
-    row = bench.sweep_row("cnn", points, "B", "example")
+    row = bench_tables.sweep_row("cnn", points, "B", "example")
     assert row == {"family": "cnn", "B=16 ms": "10.0", "B=64 ms": "20.0",
                    "ms/example vs B=16": "1.00 0.50", "GFLOP/example vs B=16": "1.00 1.00"}
     with_memory = {"16": {**points["16"], "memory_mib": 10.4}, "64": {**points["64"], "memory_mib": 40.6}}
-    assert bench.sweep_row("cnn", with_memory, "B", "example")["MiB"] == "10 41"
+    assert bench_tables.sweep_row("cnn", with_memory, "B", "example")["MiB"] == "10 41"
     no_count = {size: {**p, "gflop_per_step": 0.0} for size, p in points.items()}  # a backend without FLOP counts
-    assert bench.sweep_row("cnn", no_count, "T", "T")["GFLOP/T vs T=16"] == "-"
+    assert bench_tables.sweep_row("cnn", no_count, "T", "T")["GFLOP/T vs T=16"] == "-"
 
 
 def test_the_tables_of_a_bench_json_from_before_the_batch_sweep_still_print():
     """docs/bench_previous.json and the GPU runs' files have no batch sweep: their tables print without it."""
     results = json.loads((ROOT / "docs" / "bench_gpu_h100.json").read_text())
     assert all("batches" not in family for family in results["families"].values())
-    text = bench.tables(results)
+    text = bench_tables.tables(results)
     assert "T=512 ms" in text and "B=" not in text
