@@ -167,3 +167,27 @@ def test_compare_takes_a_variant_per_config_and_overrides_for_all():
     assert load_config("cnn", [], variant="smoke").model.dim == 16  # the global variant applies where none is named
     with pytest.raises(ValueError, match="unknown config variant"):
         load_config("stgcn:huge", [])
+
+
+@pytest.mark.parametrize("text", ["True", "true"])
+def test_an_override_reads_json_and_python_literals_in_the_fields_type(text):
+    from asd_jax.modes.compare import load_config
+
+    config = load_config("cnn", [f"data.test_flip={text}", "optim.weight_decay=1", "data.classes=2"], variant="smoke")
+    assert config.data.test_flip is True and config.data.classes == "2"
+    assert config.optim.weight_decay == 1.0 and isinstance(config.optim.weight_decay, float)
+
+
+@pytest.mark.parametrize(("item", "message"), [
+    ("data.test_flip=maybe", "--override data.test_flip=maybe: cannot read 'maybe' as a value"),
+    ("train.num_steps=0.5", "--override train.num_steps=0.5: expected int, got float '0.5'"),
+    ("train.num_steps=True", "--override train.num_steps=True: expected int, got bool 'True'"),
+    ("data.test_flip=1", "--override data.test_flip=1: expected bool, got int '1'"),
+])
+def test_an_override_of_the_wrong_type_is_refused_in_one_line(item, message):
+    from asd_jax.base.errors import ConfigError
+    from asd_jax.modes.compare import load_config
+
+    with pytest.raises(ConfigError) as refused:
+        load_config("cnn", [item], variant="smoke")
+    assert str(refused.value) == message

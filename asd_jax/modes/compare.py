@@ -18,6 +18,7 @@ mean ± std over folds with the 95% patient-bootstrap CI of the pooled test pred
 from __future__ import annotations
 
 import argparse
+import ast
 import importlib
 import json
 from pathlib import Path
@@ -54,8 +55,36 @@ def load_config(spec: str, overrides: list[str], variant: str | None = None) -> 
         except KeyError as error:
             hint = str(error.args[0]).splitlines()[-1] if "Did you mean" in str(error.args[0]) else ""
             raise ConfigError(f"--override {item}: {spec} has no field {key!r}. {hint}".strip()) from None
-        parent[leaf] = type(current)(json.loads(value) if not isinstance(current, str) else value)
+        parent[leaf] = override_value(item, current, value)
     return config
+
+
+def override_value(item: str, current: object, text: str) -> object:
+    """The value of `--override a.b=text` in the type of the field it replaces: JSON or a Python
+    literal (`true` and `True`, `0.5`, `[1, 2]`), a string field taking the text as it is. A value
+    of another type is refused in one line rather than converted (0.5 for an integer field would
+    otherwise become 0)."""
+    if isinstance(current, str):
+        return text
+    try:
+        value = json.loads(text)
+    except ValueError:
+        try:
+            value = ast.literal_eval(text)
+        except (ValueError, SyntaxError):
+            raise ConfigError(f"--override {item}: cannot read {text!r} as a value") from None
+    if current is None:
+        return value
+    expected = type(current)
+    if expected in (tuple, list):
+        fits = isinstance(value, (tuple, list))
+    elif expected is bool or isinstance(value, bool):  # True is an int to Python, not to a config
+        fits = expected is bool and isinstance(value, bool)
+    else:
+        fits = isinstance(value, expected) or (expected is float and isinstance(value, int))
+    if not fits:
+        raise ConfigError(f"--override {item}: expected {expected.__name__}, got {type(value).__name__} {text!r}")
+    return expected(value)
 
 
 # New patients (cohort seed 1) seen differently: each fold-0 model is tested on them as they are.
