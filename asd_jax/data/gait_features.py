@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from asd_jax.base.progress import progress_bar
 from asd_jax.base.skeleton import JOINT_INDEX, JOINT_NAMES, MIN_SCORE
 from asd_jax.data import transforms
 
@@ -218,10 +219,8 @@ class FeatureCache:
 
     def matrix(self, rows: np.ndarray) -> np.ndarray:
         """[len(rows), len(CLINICAL_FEATURE_NAMES)] features of the table rows `rows`."""
-        from tqdm import tqdm
-
         missing = [int(r) for r in rows if int(r) not in self._by_row]
-        for row in tqdm(missing, desc="gait features", leave=False, disable=len(missing) < 50):
+        for row in progress_bar(missing, desc="gait features", leave=False, hidden=len(missing) < 50):
             record = self.source[int(self.table.record[row])]
             self._by_row[row] = clinical_features(record["pose"], float(record["fps"]), self.target_fps)
         return np.stack([self._by_row[int(r)] for r in rows]) if len(rows) else np.zeros((0, len(CLINICAL_FEATURE_NAMES)), np.float32)

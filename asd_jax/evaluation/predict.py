@@ -12,9 +12,9 @@ from typing import Any
 import jax
 import ml_collections
 import numpy as np
-from tqdm import tqdm
 
 from asd_jax.base.errors import ConfigError
+from asd_jax.base.progress import progress_bar
 from asd_jax.data import input_pipeline
 from asd_jax.evaluation import aggregate, metrics
 from asd_jax.models import reads_gait_features
@@ -56,7 +56,7 @@ class WindowScorer:
             gait_features=reads_gait_features(self.config),
         )
         if self.progress:  # a bar per batch of windows (--mode=predict)
-            batches = tqdm(batches, desc="scoring windows", unit="batch", dynamic_ncols=True, disable=jax.process_index() > 0)
+            batches = progress_bar(batches, desc="scoring windows", unit="batch", dynamic_ncols=True, hidden=jax.process_index() > 0)
         return predict_windows(self.dp, self.state, batches)
 
 

@@ -22,9 +22,9 @@ import jax
 import ml_collections
 import numpy as np
 from absl import logging
-from tqdm import tqdm
 
 from asd_jax.base.errors import ConfigError, NonFiniteLossError, Preempted
+from asd_jax.base.progress import progress_bar
 from asd_jax.data import input_pipeline
 from asd_jax.data.folds import FoldData
 from asd_jax.models import reads_gait_features
@@ -134,7 +134,7 @@ def _train_loop(
     Raises Preempted after a step that SIGTERM interrupted, once that step is checkpointed."""
     total = config.train.num_steps
     best, evals_since_best = -np.inf, 0
-    bar = tqdm(total=total, initial=start_step, disable=jax.process_index() != 0, dynamic_ncols=True)
+    bar = progress_bar(total=total, initial=start_step, hidden=jax.process_index() != 0, dynamic_ncols=True)
     last_time, last_step = time.perf_counter(), start_step
     for step in range(start_step + 1, total + 1):
         local_batch = next(train_iter)
