@@ -178,7 +178,21 @@ def test_an_override_reads_json_and_python_literals_in_the_fields_type(text):
     assert config.optim.weight_decay == 1.0 and isinstance(config.optim.weight_decay, float)
 
 
+@pytest.mark.parametrize(("spec", "message"), [
+    ("configs/cnn.py", "configs/cnn.py: not a config name; give the name of configs/<name>.py, e.g. crossattn"),
+    ("__init__", "__init__: configs/__init__.py has no get_config(), so it is not a config"),
+])
+def test_a_config_name_that_is_no_config_is_refused_in_one_line(spec, message):
+    from asd_jax.base.errors import ConfigError
+    from asd_jax.modes.compare import load_config
+
+    with pytest.raises(ConfigError) as refused:
+        load_config(spec, [])
+    assert str(refused.value) == message
+
+
 @pytest.mark.parametrize(("item", "message"), [
+    ("seed.x=1", "--override seed.x=1: cnn has no field 'seed.x'."),
     ("data.test_flip=maybe", "--override data.test_flip=maybe: cannot read 'maybe' as a value"),
     ("train.num_steps=0.5", "--override train.num_steps=0.5: expected int, got float '0.5'"),
     ("train.num_steps=True", "--override train.num_steps=True: expected int, got bool 'True'"),

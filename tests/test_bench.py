@@ -60,6 +60,19 @@ def test_options_of_the_command_line():
     assert bench.parse_options([]) == bench.BenchOptions()
 
 
+@pytest.mark.parametrize(("argument", "message"), [
+    ("--windows=64,x", "'64,x': expected comma-separated integers"),
+    ("--batches=8,0", "'8,0': every value must be at least 1"),
+    ("--threads=-1", "'-1': every value must be at least 0"),
+    ("--batch=0", "'0': every value must be at least 1"),
+    ("--steps=2,3", "'2,3': expected one integer"),
+])
+def test_a_bad_count_is_a_usage_error_before_any_work(argument, message, capsys):
+    with pytest.raises(SystemExit) as stopped:
+        bench.parse_options([argument])
+    assert stopped.value.code == 2 and message in capsys.readouterr().err
+
+
 def test_unknown_family_is_refused_before_any_work(tmp_path):
     with pytest.raises(bench.UserError, match="unknown families"):
         bench.run_bench(bench.BenchOptions(families=("resnet",), out=tmp_path))

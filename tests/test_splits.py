@@ -133,6 +133,13 @@ def test_too_few_patients_for_the_folds_is_an_error():
     assert str(err.value) == message
 
 
+@pytest.mark.parametrize("num_folds", [1, 0])
+def test_fewer_than_two_folds_is_a_one_line_error_not_a_library_failure(num_folds):
+    table = splits.ClipTable.from_source(fake_source(num_patients=10), parse_label_map("4"))
+    with pytest.raises(splits.ConfigError, match=rf"^data.num_folds={num_folds}: K-fold needs at least 2 folds"):
+        splits.make_splits(table, num_folds=num_folds, fold=0, val_fraction=0.2, seed=0)
+
+
 @pytest.mark.parametrize(
     "fold, val_fraction, message",
     [

@@ -174,6 +174,8 @@ def check_classes_per_side(table: ClipTable, sides: dict[str, np.ndarray], fold:
 
 def make_splits(table: ClipTable, *, num_folds: int, fold: int, val_fraction: float, seed: int) -> Splits:
     """Test = fold `fold` of K; validation = a grouped, stratified share of the other patients."""
+    if num_folds < 2:
+        raise ConfigError(f"data.num_folds={num_folds}: K-fold needs at least 2 folds (a test fold and the rest)")
     if not 0 <= fold < num_folds:
         raise ConfigError(f"data.fold={fold} is outside 0..{num_folds - 1}")
     if not 0 < val_fraction < 1:

@@ -315,17 +315,39 @@ def run_bench(options: BenchOptions) -> dict[str, Any]:
     return results
 
 
+def integers(text: str, least: int = 1) -> tuple[int, ...]:
+    """A comma-separated list of integers of at least `least` (an argparse type: a bad one is a
+    usage error before any work, not a traceback minutes into the run)."""
+    try:
+        values = tuple(int(part) for part in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected comma-separated integers") from None
+    if min(values) < least:
+        raise argparse.ArgumentTypeError(f"{text!r}: every value must be at least {least}")
+    return values
+
+
+def integer(least: int) -> Callable[[str], int]:
+    """One integer of at least `least`, as an argparse type."""
+    def parse(text: str) -> int:
+        values = integers(text, least)
+        if len(values) != 1:
+            raise argparse.ArgumentTypeError(f"{text!r}: expected one integer")
+        return values[0]
+    return parse
+
+
 def parse_options(argv: list[str] | None = None) -> BenchOptions:
     parser = argparse.ArgumentParser(prog="python -m asd_jax.bench", description=__doc__.split("\n")[0])
     parser.add_argument("--tiny", action="store_true", help="smoke models, few steps, small windows (seconds; tests)")
     parser.add_argument("--families", help=f"comma-separated subset of {','.join(FAMILIES)}")
-    parser.add_argument("--batch", type=int)
-    parser.add_argument("--steps", type=int, help="timed steps per measurement")
-    parser.add_argument("--windows", help="comma-separated window lengths of the sweep")
-    parser.add_argument("--batches", help="comma-separated global batch sizes of the batch sweep")
-    parser.add_argument("--workers", type=int, help="grain worker processes of the input pipeline measure (default: the config's)")
-    parser.add_argument("--pipeline-batches", type=int, help="batches timed in the input pipeline measure")
-    parser.add_argument("--threads", type=int, help="cores to pin to (default: all this process may use)")
+    parser.add_argument("--batch", type=integer(1))
+    parser.add_argument("--steps", type=integer(1), help="timed steps per measurement")
+    parser.add_argument("--windows", type=integers, help="comma-separated window lengths of the sweep")
+    parser.add_argument("--batches", type=integers, help="comma-separated global batch sizes of the batch sweep")
+    parser.add_argument("--workers", type=integer(0), help="grain worker processes of the input pipeline measure (default: the config's)")
+    parser.add_argument("--pipeline-batches", type=integer(1), help="batches timed in the input pipeline measure")
+    parser.add_argument("--threads", type=integer(0), help="cores to pin to (default: all this process may use)")
     parser.add_argument("--no-torch-compile", action="store_true", help="skip the torch.compile column")
     parser.add_argument("--dtype", choices=("float32", "bfloat16"), help="activation dtype of both sides (default float32)")
     parser.add_argument("--peak-tflops", type=float, help="the chip's peak TFLOP/s for the MFU column (default: known GPUs under bfloat16)")
@@ -335,10 +357,7 @@ def parse_options(argv: list[str] | None = None) -> BenchOptions:
     fields: dict[str, Any] = dict(TINY) if args.tiny else {}
     if args.families:
         fields["families"] = tuple(args.families.split(","))
-    for name in ("windows", "batches"):
-        if getattr(args, name):
-            fields[name] = tuple(int(size) for size in getattr(args, name).split(","))
-    for name in ("batch", "steps", "threads", "dtype", "peak_tflops", "workers", "pipeline_batches"):
+    for name in ("windows", "batches", "batch", "steps", "threads", "dtype", "peak_tflops", "workers", "pipeline_batches"):
         if getattr(args, name) is not None:
             fields[name] = getattr(args, name)
     return BenchOptions(**fields, torch_compile=not args.no_torch_compile, out=args.out, profile=args.profile)

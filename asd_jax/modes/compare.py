@@ -26,7 +26,7 @@ from pathlib import Path
 import ml_collections
 import numpy as np
 
-from asd_jax.base.errors import ConfigError
+from asd_jax.base.errors import ConfigError, UserError
 from asd_jax.base.files import write_atomically
 from asd_jax.data.synthetic import CohortParams
 from asd_jax.data.synthetic.cohort import sample_patients
@@ -37,12 +37,16 @@ from asd_jax.modes import cv
 def load_config(spec: str, overrides: list[str], variant: str | None = None) -> ml_collections.ConfigDict:
     """`spec` is `name` or `name:variant`; its own variant wins over the global `variant`."""
     name, _, own_variant = spec.partition(":")
+    if not name.isidentifier():  # a path (configs/cnn.py) or a typo that is no module name
+        raise ConfigError(f"{spec}: not a config name; give the name of configs/<name>.py, e.g. crossattn")
     try:
         module = importlib.import_module(f"configs.{name}")
     except ModuleNotFoundError as error:
         if error.name not in ("configs", f"configs.{name}"):
             raise
         raise ConfigError(f"{spec}: no such config (configs/{name}.py)") from None
+    if not hasattr(module, "get_config"):
+        raise ConfigError(f"{spec}: configs/{name}.py has no get_config(), so it is not a config")
     config = module.get_config(own_variant or variant)
     for item in overrides:
         key, _, value = item.partition("=")
@@ -52,7 +56,7 @@ def load_config(spec: str, overrides: list[str], variant: str | None = None) -> 
             for part in path:
                 parent = parent[part]
             current = parent[leaf]
-        except KeyError as error:
+        except (KeyError, TypeError) as error:  # TypeError: a path through a leaf (seed.x)
             hint = str(error.args[0]).splitlines()[-1] if "Did you mean" in str(error.args[0]) else ""
             raise ConfigError(f"--override {item}: {spec} has no field {key!r}. {hint}".strip()) from None
         parent[leaf] = override_value(item, current, value)
@@ -339,7 +343,10 @@ def main() -> None:
         notes = patient_notes(load_config(args.configs[0], args.override, args.variant))
         write_atomically(args.out, seeds_markdown(results, command, notes, reading, relative_figure))
 
-    compare(args.configs, args.workdir, args.override, args.variant, on_model_done=write, training_seeds=training_seeds)
+    try:
+        compare(args.configs, args.workdir, args.override, args.variant, on_model_done=write, training_seeds=training_seeds)
+    except UserError as error:  # found once a model's data or run is read (a bad data.source, a workdir's old run)
+        raise SystemExit(f"error: {error}") from None
     print(args.out.read_text())
 
 

@@ -28,6 +28,8 @@ PARALLEL_MODES = ("shard_map", "pmap")
 
 def check_batch_divisible(batch_size: int, what: str = "data.batch_size") -> None:
     """The global batch must split evenly over devices and processes: fail before any work."""
+    if batch_size < 1:
+        raise ConfigError(f"{what}={batch_size}: a batch needs at least one example per device")
     devices, processes = jax.device_count(), jax.process_count()
     if batch_size % devices:
         raise ConfigError(
