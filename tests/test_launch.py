@@ -193,6 +193,38 @@ def test_eval_mode_reproduces_the_test_report_and_tests_an_external_folder(unint
     assert report["test_clips"] == taking_part
 
 
+def one_line_error(proc: subprocess.CompletedProcess) -> str:
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr, proc.stderr[-3000:]
+    return proc.stderr.strip().splitlines()[-1]
+
+
+@pytest.mark.parametrize("mode", ["explain", "export"])
+def test_a_workdir_without_a_run_is_refused_before_anything_is_written_in_it(mode, tmp_path, data_dir):
+    empty, cv_root = tmp_path / "empty", tmp_path / "cv"
+    empty.mkdir()
+    (cv_root / "fold_0").mkdir(parents=True)
+    assert one_line_error(run_launch(empty, data_dir, mode=mode)).endswith("is not a trained run (train it first, or check --workdir)")
+    assert one_line_error(run_launch(cv_root, data_dir, mode=mode)) == (
+        f"error: {cv_root} is a cross-validation run: give one of its folds, e.g. --workdir={cv_root / 'fold_0'}"
+    )
+    assert list(empty.iterdir()) == [] and [p.name for p in cv_root.iterdir()] == ["fold_0"]
+
+
+def test_a_damaged_run_config_is_named_in_one_line(tmp_path, data_dir):
+    for content, problem in (("not json", "does not read as JSON"), ("{}", "lacks the data, model or train section")):
+        (tmp_path / "config.json").write_text(content)
+        message = one_line_error(run_launch(tmp_path, data_dir, mode="eval"))
+        assert f"{tmp_path / 'config.json'}: not a run's config, it {problem}" in message
+
+
+def test_another_models_config_on_a_trained_run_says_which_model_fields_differ(uninterrupted, data_dir):
+    before = (uninterrupted / "report" / "results.json").read_text()
+    message = one_line_error(run_launch(uninterrupted, data_dir, mode="eval", config="configs/cnn.py:smoke"))
+    assert message.startswith(f"error: {uninterrupted}: its checkpoint (step ")
+    assert "does not fit the model --config describes (" in message and "model.name='cnn' there, 'crossattn' in the run" in message
+    assert (uninterrupted / "report" / "results.json").read_text() == before  # nothing of the run rewritten
+
+
 def test_report_plots_and_per_clip_gait_parameters(uninterrupted):
     report = uninterrupted / "report"
     for name in ("roc_patient.png", "confusion_patient.png", "reliability_patient.png", "roc_clip.png"):

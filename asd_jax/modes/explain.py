@@ -34,7 +34,7 @@ from asd_jax.evaluation import attribution, explanation_report, plots, predict
 from asd_jax.evaluation.explanations import explain_clip, joint_weights
 from asd_jax.evaluation.protocol import FEATURES
 from asd_jax.models import build_model, reads_gait_features
-from asd_jax.training import fit_features, setup
+from asd_jax.training import checkpointing, fit_features, setup
 
 OUT_DIR = ("report", "explain")
 
@@ -68,6 +68,7 @@ def explain(config: ml_collections.ConfigDict, workdir: Path) -> dict[str, Any]:
             "--mode=explain occludes the pose; a model that also reads the clips' gait features "
             "(model.gait_features) would be explained only in part, so it is not explained"
         )
+    checkpointing.load_run_config(workdir)  # a trained run, before its splits or explanations are written
     fold = folds.prepare_fold(config, workdir)
     out_dir = workdir.joinpath(*OUT_DIR)
     if jax.process_index() == 0:

@@ -29,7 +29,7 @@ from asd_jax.data import folds, input_pipeline
 from asd_jax.models import reads_gait_features
 from asd_jax.models.variables import flat_state
 from asd_jax.pytorch import convert, deploy
-from asd_jax.training import setup
+from asd_jax.training import checkpointing, setup
 
 EXPORT_DIR = "export"
 PARITY_TOLERANCE = 1e-4  # max |logit difference| on real windows; fp32 reorderings stay near 1e-6
@@ -114,6 +114,7 @@ def export_workdir(config: ml_collections.ConfigDict, workdir: Path) -> dict[str
             f"{workdir}: a model that reads the clips' gait features (model.gait_features) is not exported: "
             "the standalone predictor does not measure them; score its clips with --mode=predict"
         )
+    checkpointing.load_run_config(workdir)  # a trained run, before its splits are written
     fold = folds.prepare_fold(config, workdir)
     model, step = setup.restore_model(config, workdir, len(fold.class_names))
     state_dict = convert.flax_to_torch(flat_state(nnx.state(model)))

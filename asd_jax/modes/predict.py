@@ -26,7 +26,7 @@ import ml_collections
 import numpy as np
 from tqdm import tqdm
 
-from asd_jax.base.errors import RunStateError, UserDataError, UserError
+from asd_jax.base.errors import UserDataError, UserError
 from asd_jax.data import folds, gait_params, input_pipeline, skeletons, splits, transforms, user_folder
 from asd_jax.evaluation import aggregate, attribution, plots, protocol, report
 from asd_jax.evaluation.explanations import explain_clip
@@ -41,8 +41,6 @@ FIGURES, KEYPOINTS, OUT_DIR = "figures", "keypoints", "predict"
 
 def predict_config(workdir: Path, override: ml_collections.ConfigDict | None) -> ml_collections.ConfigDict:
     """The run's own config, with the test-time fields of `--config` when one is given."""
-    if not (workdir / checkpointing.CONFIG_FILE).exists() and (workdir / "fold_0").is_dir():
-        raise RunStateError(f"{workdir} is a cross-validation run: predict with one of its folds, e.g. --workdir={workdir / 'fold_0'}")
     config = checkpointing.load_run_config(workdir)
     if override is not None:
         for field in TEST_TIME_FIELDS:

@@ -79,11 +79,20 @@ def save_run_config(workdir: Path, config: ml_collections.ConfigDict) -> None:
 
 
 def load_run_config(workdir: Path) -> ml_collections.ConfigDict:
-    """The config a run was trained with, as it saved it."""
+    """The config a run was trained with, as it saved it; a workdir that holds no run (nothing, a
+    cross-validation's root, a damaged config.json) is refused before anything reads or writes it."""
     path = workdir / CONFIG_FILE
+    if not path.exists() and (workdir / "fold_0").is_dir():
+        raise RunStateError(f"{workdir} is a cross-validation run: give one of its folds, e.g. --workdir={workdir / 'fold_0'}")
     if not path.exists():
         raise RunStateError(f"{path}: not found; {workdir} is not a trained run (train it first, or check --workdir)")
-    config = ml_collections.ConfigDict(json.loads(path.read_text()))
+    try:
+        saved = json.loads(path.read_text())
+    except (ValueError, UnicodeDecodeError) as error:
+        raise RunStateError(f"{path}: not a run's config, it does not read as JSON ({error})") from None
+    if not isinstance(saved, dict) or not {"data", "model", "train"} <= saved.keys():
+        raise RunStateError(f"{path}: not a run's config, it lacks the data, model or train section")
+    config = ml_collections.ConfigDict(saved)
     for dotted, value in ADDED_FIELDS.items():  # a run saved before the field existed did this
         *parents, leaf = dotted.split(".")
         node = config
@@ -170,6 +179,19 @@ def save(
         ),
         metrics=metrics,
         force=True,
+    )
+
+
+def misfit(config: ml_collections.ConfigDict, workdir: Path, step: int, error: Exception) -> RunStateError:
+    """Why the run's checkpoint does not restore into the model `config` builds: the model fields in
+    which `config` and the config the run was trained with differ (else the library's first line)."""
+    run = load_run_config(workdir).model.to_dict()
+    given = json.loads(json.dumps(config.model.to_dict()))  # tuples as the saved run has them, lists
+    differing = sorted((key for key in run.keys() | given.keys() if run.get(key) != given.get(key)), key=lambda k: (k != "name", k))
+    what = "; ".join(f"model.{key}={given.get(key)!r} there, {run.get(key)!r} in the run" for key in differing[:3])
+    return RunStateError(
+        f"{workdir}: its checkpoint (step {step}) does not fit the model --config describes "
+        f"({what or str(error).splitlines()[0]}); give the config the run was trained with"
     )
 
 

@@ -105,7 +105,10 @@ def restore_selected(config: ml_collections.ConfigDict, workdir: Path, num_class
     manager = checkpointing.open_manager(workdir, config.train)
     try:
         step = checkpointing.selected_step(manager, workdir)
-        restored = checkpointing.restore(manager, step, checkpointing.abstract_like(dp.get_state(dp.put_state(host_state))))
+        try:
+            restored = checkpointing.restore(manager, step, checkpointing.abstract_like(dp.get_state(dp.put_state(host_state))))
+        except ValueError as error:  # orbax: the checkpoint's tree or shapes are another model's
+            raise checkpointing.misfit(config, workdir, step, error) from None
     finally:
         manager.close()
     return dp, dp.put_state(restored), step
