@@ -8,7 +8,7 @@ import json
 import numpy as np
 import pytest
 
-from asd_jax.base.errors import RunStateError
+from asd_jax.base.errors import RunStateError, UserError
 from asd_jax.evaluation import aggregate, ensemble, report
 from asd_jax.modes import ensemble as ensemble_mode
 
@@ -118,8 +118,11 @@ def test_an_out_folder_that_is_a_member_or_another_run_and_twice_the_same_member
     other_run = write_member(tmp_path / "c", A)
     with pytest.raises(RunStateError, match="c/report/results.json: --out holds another run's report"):
         ensemble.run_ensemble([a, b], other_run)
-    with pytest.raises(RunStateError, match="a member is given twice"):
+    with pytest.raises(RunStateError, match=rf"a member is given twice \({a} and {tmp_path / 'x' / '..' / 'a'}\)"):
         ensemble.run_ensemble([a, tmp_path / "x" / ".." / "a", b], tmp_path / "ens")
+    (tmp_path / "a_file").write_text("")
+    with pytest.raises(UserError, match=rf"^--out {tmp_path / 'a_file'} is a file; give a folder"):
+        ensemble.run_ensemble([a, b], tmp_path / "a_file")
     ensemble.run_ensemble([a, b], tmp_path / "ens", num_samples=20)
     ensemble.run_ensemble([a, b], tmp_path / "ens", num_samples=20)  # an ensemble's own folder may be rewritten
     with pytest.raises(RunStateError, match="an ensemble's report; fuse its members"):
@@ -137,6 +140,19 @@ def test_unreadable_member_reports_are_refused_with_one_line_naming_the_file(tmp
     (b / "report" / "results.json").write_text(json.dumps({"class_names": list(CLASSES), "headline": {}}))
     with pytest.raises(RunStateError, match=r"not a cross-validation's report \(KeyError: 'folds'\)"):
         ensemble.run_ensemble([a, b], tmp_path / "ens")
+
+
+def test_a_member_without_clip_predictions_and_no_bootstrap_are_refused_with_one_line(tmp_path, capsys):
+    a, b = write_member(tmp_path / "a", A), write_member(tmp_path / "b", B)
+    with pytest.raises(SystemExit):
+        ensemble_mode.main([str(a), str(b), "--out", str(tmp_path / "ens"), "--bootstrap-samples", "0"])
+    assert "--bootstrap-samples=0: the 95% CIs need at least 1 resample" in capsys.readouterr().err
+    for fold in (0, 1):  # a header without rows, as an evaluation stopped before its first clip leaves it
+        path = b / f"fold_{fold}" / "report" / "predictions_clips.csv"
+        path.write_text(path.read_text().splitlines()[0] + "\n")
+    with pytest.raises(RunStateError, match="b/fold_0/report/predictions_clips.csv: holds no clip predictions"):
+        ensemble.run_ensemble([a, b], tmp_path / "ens")
+    assert not (tmp_path / "ens").exists()
 
 
 def test_unfinished_or_too_few_members_are_refused_with_one_line(tmp_path):

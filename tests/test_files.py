@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from asd_jax.base.files import atomic_path, write_atomically
+from asd_jax.base.errors import UserError
+from asd_jax.base.files import atomic_path, check_output_folder, write_atomically
 
 
 def test_write_atomically_replaces_text_and_bytes(tmp_path):
@@ -30,3 +31,11 @@ def test_the_temporary_keeps_the_suffix_for_writers_that_infer_the_format(tmp_pa
         assert tmp.suffix == ".png" and tmp.parent == tmp_path
         tmp.write_bytes(b"png")
     assert (tmp_path / "roc_patient.png").read_bytes() == b"png"
+
+
+def test_an_output_folder_may_be_missing_or_a_folder_but_not_a_file(tmp_path):
+    check_output_folder(tmp_path / "new")
+    check_output_folder(tmp_path)
+    (tmp_path / "report.csv").write_text("")
+    with pytest.raises(UserError, match=rf"^--out {tmp_path / 'report.csv'} is a file; give a folder \(it is created if missing\)$"):
+        check_output_folder(tmp_path / "report.csv")

@@ -11,6 +11,8 @@ import os
 from collections.abc import Iterator
 from pathlib import Path
 
+from asd_jax.base.errors import UserError
+
 
 @contextlib.contextmanager
 def atomic_path(path: Path | str) -> Iterator[Path]:
@@ -23,6 +25,13 @@ def atomic_path(path: Path | str) -> Iterator[Path]:
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
+
+
+def check_output_folder(out: Path) -> None:
+    """`--out` must be a folder or not exist yet: a file there would fail only once all the work
+    that fills it is done."""
+    if out.exists() and not out.is_dir():
+        raise UserError(f"--out {out} is a file; give a folder (it is created if missing)")
 
 
 def write_atomically(path: Path | str, data: bytes | str) -> None:

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from asd_jax.base.errors import UserDataError, UserError
-from asd_jax.base.files import write_atomically
+from asd_jax.base.files import check_output_folder, write_atomically
 from asd_jax.data.video_pose import VideoPose
 
 ANNOTATIONS, CLIPS = "annotations.pkl", "clips.csv"
@@ -40,6 +40,7 @@ def clip_ids(videos: list[Path], source: Path) -> dict[Path, tuple[str, str]]:
 
 def check_free(out: Path) -> None:
     """Refuses a folder that already holds extracted keypoints (or a clips.csv a user edited)."""
+    check_output_folder(out)
     taken = [name for name in (ANNOTATIONS, CLIPS) if (out / name).exists()]
     if taken:
         raise UserError(f"{out} already holds {' and '.join(taken)}; choose another --out or move them away first")

@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from asd_jax.base.errors import RunStateError
+from asd_jax.base.files import check_output_folder
 from asd_jax.evaluation import aggregate, metrics, predict, protocol, report
 
 
@@ -26,6 +27,8 @@ def fuse(members: list[aggregate.Predictions], patients: list[np.ndarray], names
     first, first_ids = members[0], members[0].ids.tolist()
     probs = []
     for member, member_patients, name in zip(members, patients, names):
+        if not len(member.ids):
+            raise RunStateError(f"{name}: holds no clip predictions; rerun that cross-validation's evaluation")
         row_of = {clip: row for row, clip in enumerate(member.ids.tolist())}
         if len(row_of) != len(member.ids) or set(row_of) != set(first_ids):
             raise RunStateError(f"{name}: tested on other clips than {names[0]} (other splits or cohort)")
@@ -75,9 +78,11 @@ def check_members(member_dirs: list[Path], out: Path) -> None:
     """Two or more distinct members, and an `out` that is no member, holds none and is not a run."""
     if len(member_dirs) < 2:
         raise RunStateError(f"an ensemble needs two or more finished cross-validations, got {len(member_dirs)}")
+    check_output_folder(out)
     resolved = [d.resolve() for d in member_dirs]
-    if len(set(resolved)) != len(resolved):
-        raise RunStateError("a member is given twice; each member counts once")
+    twice = [str(d) for d, path in zip(member_dirs, resolved) if resolved.count(path) > 1]
+    if twice:
+        raise RunStateError(f"a member is given twice ({' and '.join(twice)}); each member counts once")
     target = out.resolve()
     for member, path in zip(member_dirs, resolved):
         if target == path or target in path.parents or path in target.parents:

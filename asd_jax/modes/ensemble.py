@@ -27,6 +27,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seed", type=int, default=0, help="seed of the patient bootstrap behind the 95%% CIs")
     parser.add_argument("--bootstrap-samples", type=int, default=1000)
     args = parser.parse_args(argv)
+    if args.bootstrap_samples < 1:
+        parser.error(f"--bootstrap-samples={args.bootstrap_samples}: the 95% CIs need at least 1 resample")
     try:
         summary = ensemble.run_ensemble(args.members, args.out, seed=args.seed, num_samples=args.bootstrap_samples)
     except UserError as err:

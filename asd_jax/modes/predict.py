@@ -27,6 +27,7 @@ import numpy as np
 from tqdm import tqdm
 
 from asd_jax.base.errors import UserDataError, UserError
+from asd_jax.base.files import check_output_folder
 from asd_jax.data import folds, gait_params, input_pipeline, skeletons, splits, transforms, user_folder
 from asd_jax.evaluation import aggregate, attribution, plots, protocol, report
 from asd_jax.evaluation.explanations import explain_clip
@@ -50,6 +51,7 @@ def predict_config(workdir: Path, override: ml_collections.ConfigDict | None) ->
 
 def check_free(out: Path, *, videos: bool) -> None:
     """Refuses to write over earlier predictions (or keypoints): one error naming them all."""
+    check_output_folder(out)
     taken = [out / name for name in (*PREDICTIONS, FIGURES) if (out / name).exists()]
     if videos:
         taken += [out / KEYPOINTS / name for name in (skeletons.ANNOTATIONS, user_folder.CLIPS) if (out / KEYPOINTS / name).exists()]
