@@ -53,11 +53,17 @@ def parse_flags(argv: list[str]) -> list[str]:
     spec = _config_spec(argv)
     if spec is not None and not Path(spec.partition(":")[0]).is_file():
         sys.exit(f"error: --config={spec}: no such file")
+    if spec is not None and Path(spec.partition(":")[0]).suffix != ".py":
+        sys.exit(f"error: --config={spec}: not a config file; give a Python file with get_config(), e.g. configs/crossattn.py")
     try:
         return flags.FLAGS(argv)
     except flags.Error as err:
         sys.exit(f"error: {_explain_flag_error(str(err), argv)}")
-    except (AttributeError, KeyError):  # ml_collections: an override names a field the config lacks
+    except SyntaxError as err:  # a config file being edited
+        sys.exit(f"error: --config={spec}: {err.msg} at line {err.lineno}")
+    except (AttributeError, KeyError) as err:  # ml_collections: an override names a field the config lacks
+        if "has no attribute 'get_config'" in str(err):
+            sys.exit(f"error: --config={spec}: the file defines no get_config(), so it is not a config")
         unknown = _unknown_override(argv)
         if unknown is None:
             raise  # not a mistyped field: a bug, keep its traceback

@@ -44,6 +44,11 @@ def one_error_line(proc: subprocess.CompletedProcess) -> str:
             "(one of train, eval, cv, explain, prepare, export, import, pose, predict, bench)",
         ),
         (["--config=configs/nope.py", "--config.model.dim=8"], "error: --config=configs/nope.py: no such file"),
+        (
+            ["--config=README.md"],
+            "error: --config=README.md: not a config file; give a Python file with get_config(), e.g. configs/crossattn.py",
+        ),
+        (["--config=configs/__init__.py"], "error: --config=configs/__init__.py: the file defines no get_config(), so it is not a config"),
         (["--config=configs/crossattn.py:smok"], "error: --config: unknown config variant 'smok'; expected 'smoke' or nothing"),
         ([f"--config={SMOKE}", "--wrokdir=/tmp/x"], "error: Unknown command line flag 'wrokdir'. Did you mean: workdir ?"),
         ([f"--config={SMOKE}", "--mode=train", "eval"], "error: unexpected arguments: eval (flags are --name=value)"),
@@ -51,3 +56,9 @@ def one_error_line(proc: subprocess.CompletedProcess) -> str:
 )
 def test_command_line_mistakes_are_one_line(args, expected):
     assert one_error_line(launch(*args)) == expected
+
+
+def test_a_config_file_being_edited_with_a_syntax_error_is_one_line_naming_the_line(tmp_path):
+    config = tmp_path / "mine.py"
+    config.write_text("def get_config(arg=None):\n    x = = 1\n")
+    assert one_error_line(launch(f"--config={config}")) == f"error: --config={config}: invalid syntax at line 2"
