@@ -75,6 +75,28 @@ def test_bad_folder_error_comes_through_tfds(tmp_path):
         dataset.load_source(files_config(tmp_path / "bad", tmp_path / "tfds"))
 
 
+def test_an_empty_manual_folder_and_a_data_dir_that_is_a_file_are_one_line_before_tfds(tmp_path):
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(UserDataError, match=r"empty: folder is empty \(data.manual_dir\): put annotations.pkl and clips.csv"):
+        dataset.load_source(files_config(tmp_path / "empty", tmp_path / "tfds"))
+    (tmp_path / "a_file").write_text("")
+    with pytest.raises(dataset.ConfigError, match=r"^data.data_dir=.*a_file: a file, not a folder"):
+        dataset.load_source(files_config(TINY_COHORT, tmp_path / "a_file"))
+
+
+def test_a_bad_class_mapping_or_default_prior_names_its_field():
+    from asd_jax.base.errors import ConfigError
+    from asd_jax.base.labels import parse_label_map
+    from asd_jax.base.skeleton import default_prior
+
+    with pytest.raises(ConfigError, match=r"^data.train_classes: bad class mapping entry 'foo' in 'foo'"):
+        parse_label_map("foo", "data.train_classes")
+    with pytest.raises(ConfigError, match=r"^data.classes: diagnosis 'ASD' is mapped twice"):
+        parse_label_map("ASD:a,ASD:b")
+    with pytest.raises(ConfigError, match=r"^data.default_prior='knee': expected 'uniform' or one of head, "):
+        default_prior("knee")
+
+
 def test_loading_and_a_pipeline_pass_never_import_tensorflow(tmp_path):
     script = textwrap.dedent(
         f"""

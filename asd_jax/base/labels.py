@@ -91,9 +91,9 @@ def parse_label_map(spec: str, field: str = "data.classes") -> LabelMap:
     for item in filter(None, (part.strip() for part in spec.split(","))):
         diagnosis, sep, class_name = (s.strip() for s in item.partition(":"))
         if not sep or not diagnosis or not class_name:
-            raise ConfigError(f"bad class mapping entry {item!r} in {spec!r}: expected 'diagnosis:class'")
+            raise ConfigError(f"{field}: bad class mapping entry {item!r} in {spec!r}: expected 'diagnosis:class' or a preset (2, 3, 4)")
         if diagnosis in mapping or diagnosis in excluded:
-            raise ConfigError(f"diagnosis {diagnosis!r} is mapped twice in {spec!r}")
+            raise ConfigError(f"{field}: diagnosis {diagnosis!r} is mapped twice in {spec!r}")
         if class_name == "-":
             excluded.add(diagnosis)
             continue

@@ -93,6 +93,8 @@ def default_prior(spec: str) -> np.ndarray:
     """The prior of a clip no rater annotated: 'uniform' or all mass on one named region."""
     if spec == "uniform":
         return np.full(NUM_REGIONS, 1.0 / NUM_REGIONS, np.float32)
+    if spec not in REGION_NAMES:
+        raise ConfigError(f"data.default_prior={spec!r}: expected 'uniform' or one of {', '.join(REGION_NAMES)}")
     prior = np.zeros(NUM_REGIONS, np.float32)
     prior[region_index(spec)] = 1.0
     return prior

@@ -79,6 +79,9 @@ def builder_config(data: ml_collections.ConfigDict):
         folder = Path(data.manual_dir).expanduser()
         if not folder.is_dir():
             raise UserDataError(folder, "folder not found (data.manual_dir)")
+        if not any(folder.iterdir()):
+            raise UserDataError(folder, "folder is empty (data.manual_dir): put annotations.pkl and clips.csv in it, "
+                                        "or the reference's whole_annotations.pkl and doctor CSVs (README, Bring your own data)")
         return BuilderConfig(
             name=f"files_{folder_fingerprint(folder)}_{_digest(data.default_prior)}" + ("_skip" if data.on_error == "skip" else ""),
             source="files",
@@ -89,6 +92,8 @@ def builder_config(data: ml_collections.ConfigDict):
 
 
 def make_builder(data: ml_collections.ConfigDict):
+    if data.data_dir and Path(data.data_dir).expanduser().exists() and not Path(data.data_dir).expanduser().is_dir():
+        raise ConfigError(f"data.data_dir={data.data_dir}: a file, not a folder; give the folder TFDS keeps datasets in")
     return Builder(config=builder_config(data), data_dir=data.data_dir or None)
 
 
