@@ -108,6 +108,18 @@ def test_predict_refuses_to_overwrite_with_one_error_line(predicted, trained, ne
     ]
 
 
+def test_predict_refuses_an_empty_batch_and_an_out_file_before_reading_a_clip(trained, new_clips, tmp_path):
+    empty = predict_launch(f"--workdir={trained}", f"--input={new_clips}", "--config=configs/crossattn.py:smoke",
+                           "--config.data.eval_batch_size=0", f"--out={tmp_path / 'out'}")
+    assert empty.returncode != 0 and "Traceback" not in empty.stderr, empty.stderr[-2000:]
+    assert empty.stderr.strip().splitlines()[-1] == "error: data.eval_batch_size=0: a batch needs at least one example per device"
+    (tmp_path / "a_file").write_text("")
+    to_file = predict_launch(f"--workdir={trained}", f"--input={new_clips}", f"--out={tmp_path / 'a_file'}")
+    expected = f"error: --out {tmp_path / 'a_file'} is a file; give a folder (it is created if missing)"
+    assert to_file.stderr.strip().splitlines()[-1] == expected
+    assert not (tmp_path / "out").exists()
+
+
 def test_predict_on_a_rendered_video(trained, tmp_path):
     test_video_pose = pytest.importorskip("test_video_pose")  # needs OpenCV and MediaPipe (requirements-video.txt)
     bundle_path = test_video_pose.pose_model.ensure_bundle()

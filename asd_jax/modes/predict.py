@@ -33,7 +33,7 @@ from asd_jax.evaluation import aggregate, attribution, plots, protocol, report
 from asd_jax.evaluation.explanations import explain_clip
 from asd_jax.models import reads_gait_features
 from asd_jax.modes import explain, pose
-from asd_jax.training import checkpointing, setup
+from asd_jax.training import checkpointing, parallel, setup
 
 TEST_TIME_FIELDS = ("eval_batch_size", "test_flip", "default_prior")  # of config.data, taken from --config
 PREDICTIONS = ("predictions_clips.csv", "predictions_patients.csv")
@@ -46,6 +46,7 @@ def predict_config(workdir: Path, override: ml_collections.ConfigDict | None) ->
     if override is not None:
         for field in TEST_TIME_FIELDS:
             config.data[field] = override.data[field]
+    parallel.check_batch_divisible(config.data.eval_batch_size, "data.eval_batch_size")  # before any clip is read
     return config
 
 
