@@ -225,6 +225,23 @@ def test_another_models_config_on_a_trained_run_says_which_model_fields_differ(u
     assert (uninterrupted / "report" / "results.json").read_text() == before  # nothing of the run rewritten
 
 
+def test_a_damaged_checkpoint_is_named_in_one_line(uninterrupted, data_dir, tmp_path):
+    damaged = shutil.copytree(uninterrupted, tmp_path / "run")
+    step = json.loads((damaged / "report" / "results.json").read_text())["selected_step"]
+    for data_file in (damaged / "checkpoints" / str(step) / "state").rglob("d/*"):
+        content = bytearray(data_file.read_bytes())
+        content[len(content) // 4: len(content) // 2] = bytes(len(content) // 2 - len(content) // 4)
+        data_file.write_bytes(bytes(content))
+    proc = run_launch(damaged, data_dir, mode="eval")
+    # Left: tensorstore's reads still in flight when the first one failed print "Event loop is closed"
+    # tracebacks from their own threads, before, after or onto the error line; the error is one line
+    _, _, after = proc.stderr.partition("error: ")
+    message = after.split("Traceback")[0].splitlines()[0]
+    assert proc.returncode == 1, proc.stderr[-2000:]
+    assert message.startswith(f"{damaged / 'checkpoints' / str(step)}: cannot be read (") and len(message) < 600
+    assert message.endswith("); its files may be damaged"), message
+
+
 def test_report_plots_and_per_clip_gait_parameters(uninterrupted):
     report = uninterrupted / "report"
     for name in ("roc_patient.png", "confusion_patient.png", "reliability_patient.png", "roc_clip.png"):

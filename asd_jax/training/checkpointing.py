@@ -182,17 +182,25 @@ def save(
     )
 
 
-def misfit(config: ml_collections.ConfigDict, workdir: Path, step: int, error: Exception) -> RunStateError:
+def unrestorable(config: ml_collections.ConfigDict, workdir: Path, step: int, error: Exception) -> RunStateError:
     """Why the run's checkpoint does not restore into the model `config` builds: the model fields in
-    which `config` and the config the run was trained with differ (else the library's first line)."""
+    which `config` and the config the run was trained with differ, or else the files themselves
+    (the first line of the library's deepest error: a damaged file, a missing one)."""
     run = load_run_config(workdir).model.to_dict()
     given = json.loads(json.dumps(config.model.to_dict()))  # tuples as the saved run has them, lists
     differing = sorted((key for key in run.keys() | given.keys() if run.get(key) != given.get(key)), key=lambda k: (k != "name", k))
-    what = "; ".join(f"model.{key}={given.get(key)!r} there, {run.get(key)!r} in the run" for key in differing[:3])
-    return RunStateError(
-        f"{workdir}: its checkpoint (step {step}) does not fit the model --config describes "
-        f"({what or str(error).splitlines()[0]}); give the config the run was trained with"
-    )
+    if differing:
+        what = "; ".join(f"model.{key}={given.get(key)!r} there, {run.get(key)!r} in the run" for key in differing[:3])
+        return RunStateError(
+            f"{workdir}: its checkpoint (step {step}) does not fit the model --config describes ({what}); "
+            "give the config the run was trained with"
+        )
+    while error.__cause__ is not None:
+        error = error.__cause__
+    first_line = (str(error).strip().splitlines() or [type(error).__name__])[0].split(" [tensorstore_spec")[0]
+    if len(first_line) > 300:  # tensorstore's messages quote whole specs
+        first_line = first_line[:300] + "…"
+    return RunStateError(f"{workdir / CHECKPOINT_DIR / str(step)}: cannot be read ({first_line}); its files may be damaged")
 
 
 def restore(

@@ -107,8 +107,8 @@ def restore_selected(config: ml_collections.ConfigDict, workdir: Path, num_class
         step = checkpointing.selected_step(manager, workdir)
         try:
             restored = checkpointing.restore(manager, step, checkpointing.abstract_like(dp.get_state(dp.put_state(host_state))))
-        except ValueError as error:  # orbax: the checkpoint's tree or shapes are another model's
-            raise checkpointing.misfit(config, workdir, step, error) from None
+        except Exception as error:  # orbax raises ValueError and bare Exception for a misfit or damaged file
+            raise checkpointing.unrestorable(config, workdir, step, error) from None
     finally:
         manager.close()
     return dp, dp.put_state(restored), step
