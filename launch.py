@@ -83,9 +83,12 @@ def _explain_flag_error(message: str, argv: list[str]) -> str:
     config = _load_config(argv) if bad_value else None
     if bad_value and config is not None:
         path, given = bad_value.groups()
-        kind = type(_lookup(config, path)).__name__
+        current = _lookup(config, path)
+        if isinstance(current, ml_collections.ConfigDict):  # a section, not a field: name its fields
+            return f"--config.{path}={given}: {path} is a section; set one of its fields, e.g. --config.{path}.{next(iter(current))}=..."
+        kind = type(current).__name__
         article = "an" if kind[0] in "aeiou" else "a"
-        return f"--config.{path}={given}: {path} takes {article} {kind} (as in the config: {_lookup(config, path)!r})"
+        return f"--config.{path}={given}: {path} takes {article} {kind} (as in the config: {current!r})"
     return message.removeprefix("flag ")
 
 

@@ -45,6 +45,10 @@ def one_error_line(proc: subprocess.CompletedProcess) -> str:
         ),
         (["--config=configs/nope.py", "--config.model.dim=8"], "error: --config=configs/nope.py: no such file"),
         (
+            [f"--config={SMOKE}", "--config.train=1"],
+            "error: --config.train=1: train is a section; set one of its fields, e.g. --config.train.checkpoint_every=...",
+        ),
+        (
             ["--config=README.md"],
             "error: --config=README.md: not a config file; give a Python file with get_config(), e.g. configs/crossattn.py",
         ),
