@@ -217,8 +217,9 @@ def test_a_file_that_is_not_a_state_dict_is_named_in_the_error(tmp_path):
     with pytest.raises(WeightsError, match="weights.pt: expected a state_dict"):
         import_weights.load_state_dict(path)
     path.write_bytes(b"not a pickle")
-    with pytest.raises(WeightsError, match="weights.pt: not a PyTorch state_dict"):
+    with pytest.raises(WeightsError, match="weights.pt: not a PyTorch state_dict") as refused:
         import_weights.load_state_dict(path)
+    assert "\n" not in str(refused.value) and "weights_only=False" not in str(refused.value)  # one line, no advice to unpickle it
 
 
 def test_unknown_model_has_no_twin():

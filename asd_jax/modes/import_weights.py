@@ -36,7 +36,8 @@ def load_state_dict(path: Path) -> dict[str, np.ndarray]:
     try:
         loaded = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # torch raises many types for a file that is not a state_dict
-        raise WeightsError(f"{path}: not a PyTorch state_dict ({type(err).__name__}: {err})") from None
+        first_line = (str(err).strip().splitlines() or [""])[0]  # torch's advice (weights_only=False) is not for a state_dict
+        raise WeightsError(f"{path}: not a PyTorch state_dict ({type(err).__name__}: {first_line})") from None
     if not isinstance(loaded, dict) or not all(hasattr(v, "numpy") for v in loaded.values()):
         raise WeightsError(f"{path}: expected a state_dict (a dict of tensors), got {type(loaded).__name__}")
     return {k: v.numpy() for k, v in loaded.items()}
