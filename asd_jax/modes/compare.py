@@ -28,6 +28,7 @@ import numpy as np
 
 from asd_jax.base.errors import ConfigError, UserError
 from asd_jax.base.files import write_atomically
+from asd_jax.data import dataset
 from asd_jax.data.synthetic import CohortParams
 from asd_jax.data.synthetic.cohort import sample_patients
 from asd_jax.evaluation import plots, protocol, report, seeds
@@ -314,10 +315,10 @@ def main() -> None:
         raise SystemExit(f"error: --seeds={args.seeds!r}: expected comma-separated integers, e.g. 0,1,2") from None
     if training_seeds is not None and len(set(training_seeds)) != len(training_seeds):
         raise SystemExit(f"error: --seeds={args.seeds!r} names a seed twice")
-    for name in args.configs:  # a misspelt name stops the comparison before hours of training, not after
+    for name in args.configs:  # a misspelt name or a bad data setting stops the comparison before hours of training
         try:
-            load_config(name, args.override, args.variant)
-        except (ConfigError, ValueError) as error:
+            dataset.builder_config(load_config(name, args.override, args.variant).data)
+        except (UserError, ValueError) as error:
             raise SystemExit(f"error: {error}") from None
     command = "python -m asd_jax.modes.compare " + " ".join(
         [f"--override {o}" for o in args.override]
