@@ -13,7 +13,7 @@ import jax
 import numpy as np
 import pytest
 import torch
-from conftest import ROOT
+from conftest import ROOT, cpu_devices_env
 
 from asd_jax.modes import bench, bench_profile, bench_tables, bench_torch
 
@@ -168,3 +168,28 @@ def test_the_tables_of_a_bench_json_from_before_the_batch_sweep_still_print():
     assert all("batches" not in family for family in results["families"].values())
     text = bench_tables.tables(results)
     assert "T=512 ms" in text and "B=" not in text
+
+
+FLOPS_SCRIPT = """
+import json, jax
+from asd_jax.data import folds
+from asd_jax.modes import bench
+options = bench.parse_options(["--tiny"])
+config = bench.family_config("cnn", options, 32, 8)
+num_classes = len(folds.class_names(config.data))
+_, facts, _, _ = bench.jax_train(config, bench.random_batch(config, 8, num_classes), num_classes)
+print("RESULT" + json.dumps({"devices": jax.device_count(), **facts}))
+"""
+
+
+def test_a_step_split_over_devices_reports_the_whole_steps_flops():
+    """XLA's cost analysis of an SPMD step is one device's share; the bench reports the step's."""
+    results = []
+    for devices in (1, 2):
+        done = subprocess.run([sys.executable, "-c", FLOPS_SCRIPT], cwd=ROOT, env=cpu_devices_env(devices),
+                              capture_output=True, text=True, timeout=600)
+        assert done.returncode == 0, done.stderr[-3000:]
+        results.append(json.loads(next(line for line in done.stdout.splitlines() if line.startswith("RESULT"))[6:]))
+    one, two = results
+    assert (one["devices"], two["devices"]) == (1, 2)
+    assert two["gflop_per_step"] == pytest.approx(one["gflop_per_step"], rel=0.05)

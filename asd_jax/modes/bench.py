@@ -173,7 +173,10 @@ def jax_train(config: ml_collections.ConfigDict, batch: dict[str, np.ndarray], n
 
     cost = compiled.cost_analysis()
     cost = cost[0] if isinstance(cost, list) else cost
-    facts["gflop_per_step"] = float(cost.get("flops", 0.0)) / 1e9
+    # The analyses are of one device's share of the SPMD step: its FLOPs times the devices are the
+    # step's; its memory stays per device, what each chip must hold.
+    facts["devices"] = dp.mesh.size
+    facts["gflop_per_step"] = dp.mesh.size * float(cost.get("flops", 0.0)) / 1e9
     memory = compiled.memory_analysis()
     if memory is not None:
         sizes = (memory.argument_size_in_bytes, memory.output_size_in_bytes, memory.temp_size_in_bytes)
@@ -223,7 +226,7 @@ def bench_family(family: str, options: BenchOptions) -> dict[str, Any]:
     jax_result = facts | timings.pop("jax")
     jax_result["gflop_per_s"] = jax_result["gflop_per_step"] / (jax_result["step_ms"] / 1e3)
     if peak_tflops(options):
-        jax_result["mfu"] = jax_result["gflop_per_s"] / (1e3 * peak_tflops(options))
+        jax_result["mfu"] = jax_result["gflop_per_s"] / (1e3 * peak_tflops(options) * jax_result["devices"])
     progress(f"{family}: JAX eval forward")
     jax_result["eval_clips_per_s"] = jax_eval(config, dp, current_state(), num_classes, options.steps, options.warmup)
     result = {"jax": jax_result, **timings}
