@@ -24,6 +24,7 @@ import logging as pylogging
 import re
 import sys
 from pathlib import Path
+from typing import NoReturn
 
 import ml_collections
 from absl import app, flags, logging
@@ -40,6 +41,15 @@ _INPUT = flags.DEFINE_string("input", None, "--mode=pose / predict: a video, a f
 _OUT = flags.DEFINE_string("out", None, "--mode=pose / predict: the folder to write.")
 
 
+def fail(message: str) -> NoReturn:
+    """Exits 1 after the `error:` line, written whole in one call: sys.exit(message) writes the text
+    and its newline apart, and threads of a failed storage read (tensorstore) that print their own
+    tracebacks while the process exits could land on the error line between the two."""
+    sys.stderr.write(f"error: {message}\n")
+    sys.stderr.flush()
+    raise SystemExit(1)
+
+
 def default_workdir(config_arg: str) -> Path:
     """runs/<config file stem>[_<variant>], e.g. runs/crossattn or runs/crossattn_smoke."""
     path, _, variant = config_arg.partition(":")
@@ -52,22 +62,22 @@ def parse_flags(argv: list[str]) -> list[str]:
     absl prints two lines for a bad value, and a mistyped config field escapes it as a traceback."""
     spec = _config_spec(argv)
     if spec is not None and not Path(spec.partition(":")[0]).is_file():
-        sys.exit(f"error: --config={spec}: no such file")
+        fail(f"--config={spec}: no such file")
     if spec is not None and Path(spec.partition(":")[0]).suffix != ".py":
-        sys.exit(f"error: --config={spec}: not a config file; give a Python file with get_config(), e.g. configs/crossattn.py")
+        fail(f"--config={spec}: not a config file; give a Python file with get_config(), e.g. configs/crossattn.py")
     try:
         return flags.FLAGS(argv)
     except flags.Error as err:
-        sys.exit(f"error: {_explain_flag_error(str(err), argv)}")
+        fail(_explain_flag_error(str(err), argv))
     except SyntaxError as err:  # a config file being edited
-        sys.exit(f"error: --config={spec}: {err.msg} at line {err.lineno}")
+        fail(f"--config={spec}: {err.msg} at line {err.lineno}")
     except (AttributeError, KeyError) as err:  # ml_collections: an override names a field the config lacks
         if "has no attribute 'get_config'" in str(err):
-            sys.exit(f"error: --config={spec}: the file defines no get_config(), so it is not a config")
+            fail(f"--config={spec}: the file defines no get_config(), so it is not a config")
         unknown = _unknown_override(argv)
         if unknown is None:
             raise  # not a mistyped field: a bug, keep its traceback
-        sys.exit(f"error: {unknown}")
+        fail(str(unknown))
 
 
 def _explain_flag_error(message: str, argv: list[str]) -> str:
@@ -158,7 +168,7 @@ class _QuietLibraries(pylogging.Filter):
 
 def main(argv: list[str]) -> None:
     if len(argv) > 1:
-        sys.exit(f"error: unexpected arguments: {' '.join(argv[1:])} (flags are --name=value)")
+        fail(f"unexpected arguments: {' '.join(argv[1:])} (flags are --name=value)")
     config_file = flags.FLAGS["config"].config_filename if _CONFIG.value is not None else None  # unset: pose, predict
     workdir = Path(_WORKDIR.value) if _WORKDIR.value else (default_workdir(config_file) if config_file else None)
     path = lambda value: Path(value) if value else None  # noqa: E731
@@ -168,7 +178,7 @@ def main(argv: list[str]) -> None:
     try:
         result = modes.run(_MODE.value, invocation)
     except modes.UserError as err:
-        sys.exit(f"error: {err}")
+        fail(str(err))
     except Preempted as err:
         print(f"stopped: {err}", file=sys.stderr)
         sys.exit(Preempted.EXIT_CODE)
