@@ -24,14 +24,13 @@ import logging as pylogging
 import re
 import sys
 from pathlib import Path
-from typing import NoReturn
 
 import ml_collections
 from absl import app, flags, logging
 from ml_collections import config_flags
 
 from asd_jax import modes
-from asd_jax.base.errors import Preempted
+from asd_jax.base.errors import Preempted, exit_with_error
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Config file, optionally with ':variant'.")
 _WORKDIR = flags.DEFINE_string("workdir", None, "Run directory (default: runs/<config name>).")
@@ -39,15 +38,6 @@ _MODE = flags.DEFINE_enum("mode", "train", modes.MODES, "What to do.")
 _WEIGHTS = flags.DEFINE_string("weights", None, "--mode=import: a PyTorch state_dict (.pt) or .safetensors file.")
 _INPUT = flags.DEFINE_string("input", None, "--mode=pose / predict: a video, a folder of videos, or a keypoint folder.")
 _OUT = flags.DEFINE_string("out", None, "--mode=pose / predict: the folder to write.")
-
-
-def fail(message: str) -> NoReturn:
-    """Exits 1 after the `error:` line, written whole in one call: sys.exit(message) writes the text
-    and its newline apart, and threads of a failed storage read (tensorstore) that print their own
-    tracebacks while the process exits could land on the error line between the two."""
-    sys.stderr.write(f"error: {message}\n")
-    sys.stderr.flush()
-    raise SystemExit(1)
 
 
 def default_workdir(config_arg: str) -> Path:
@@ -62,22 +52,22 @@ def parse_flags(argv: list[str]) -> list[str]:
     absl prints two lines for a bad value, and a mistyped config field escapes it as a traceback."""
     spec = _config_spec(argv)
     if spec is not None and not Path(spec.partition(":")[0]).is_file():
-        fail(f"--config={spec}: no such file")
+        exit_with_error(f"--config={spec}: no such file")
     if spec is not None and Path(spec.partition(":")[0]).suffix != ".py":
-        fail(f"--config={spec}: not a config file; give a Python file with get_config(), e.g. configs/crossattn.py")
+        exit_with_error(f"--config={spec}: not a config file; give a Python file with get_config(), e.g. configs/crossattn.py")
     try:
         return flags.FLAGS(argv)
     except flags.Error as err:
-        fail(_explain_flag_error(str(err), argv))
+        exit_with_error(_explain_flag_error(str(err), argv))
     except SyntaxError as err:  # a config file being edited
-        fail(f"--config={spec}: {err.msg} at line {err.lineno}")
+        exit_with_error(f"--config={spec}: {err.msg} at line {err.lineno}")
     except (AttributeError, KeyError) as err:  # ml_collections: an override names a field the config lacks
         if "has no attribute 'get_config'" in str(err):
-            fail(f"--config={spec}: the file defines no get_config(), so it is not a config")
+            exit_with_error(f"--config={spec}: the file defines no get_config(), so it is not a config")
         unknown = _unknown_override(argv)
         if unknown is None:
             raise  # not a mistyped field: a bug, keep its traceback
-        fail(str(unknown))
+        exit_with_error(str(unknown))
 
 
 def _explain_flag_error(message: str, argv: list[str]) -> str:
@@ -168,7 +158,7 @@ class _QuietLibraries(pylogging.Filter):
 
 def main(argv: list[str]) -> None:
     if len(argv) > 1:
-        fail(f"unexpected arguments: {' '.join(argv[1:])} (flags are --name=value)")
+        exit_with_error(f"unexpected arguments: {' '.join(argv[1:])} (flags are --name=value)")
     config_file = flags.FLAGS["config"].config_filename if _CONFIG.value is not None else None  # unset: pose, predict
     workdir = Path(_WORKDIR.value) if _WORKDIR.value else (default_workdir(config_file) if config_file else None)
     path = lambda value: Path(value) if value else None  # noqa: E731
@@ -178,7 +168,7 @@ def main(argv: list[str]) -> None:
     try:
         result = modes.run(_MODE.value, invocation)
     except modes.UserError as err:
-        fail(str(err))
+        exit_with_error(str(err))
     except Preempted as err:
         print(f"stopped: {err}", file=sys.stderr)
         sys.exit(Preempted.EXIT_CODE)

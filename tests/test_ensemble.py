@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 
 import numpy as np
 import pytest
@@ -155,12 +156,17 @@ def test_a_member_without_clip_predictions_and_no_bootstrap_are_refused_with_one
     assert not (tmp_path / "ens").exists()
 
 
-def test_unfinished_or_too_few_members_are_refused_with_one_line(tmp_path):
+def test_unfinished_or_too_few_members_are_refused_with_one_line(tmp_path, capsys):
     a = write_member(tmp_path / "a", A)
-    with pytest.raises(SystemExit, match=rf"error: {tmp_path / 'missing' / 'report' / 'results.json'}: not found; .* --mode=cv first"):
+    with pytest.raises(SystemExit) as stopped:
         ensemble_mode.main([str(a), str(tmp_path / "missing"), "--out", str(tmp_path / "ens")])
-    with pytest.raises(SystemExit, match="an ensemble needs two or more finished cross-validations, got 1"):
+    missing = re.escape(str(tmp_path / "missing" / "report" / "results.json"))
+    assert stopped.value.code == 1
+    assert re.fullmatch(rf"error: {missing}: not found; .* --mode=cv first\)\n", capsys.readouterr().err)
+    with pytest.raises(SystemExit) as stopped:
         ensemble_mode.main([str(a), "--out", str(tmp_path / "ens")])
+    assert stopped.value.code == 1
+    assert capsys.readouterr().err == "error: an ensemble needs two or more finished cross-validations, got 1\n"
 
 
 def test_the_command_line_writes_and_prints_the_ensembles_tables(tmp_path, capsys):

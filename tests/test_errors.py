@@ -66,3 +66,23 @@ def test_a_config_file_being_edited_with_a_syntax_error_is_one_line_naming_the_l
     config = tmp_path / "mine.py"
     config.write_text("def get_config(arg=None):\n    x = = 1\n")
     assert one_error_line(launch(f"--config={config}")) == f"error: --config={config}: invalid syntax at line 2"
+
+
+def test_the_error_line_is_written_whole_in_one_call(monkeypatch):
+    """Threads that print while the process exits (tensorstore's failed reads) can only land before or
+    after the line, never between its text and its newline, as they did under sys.exit(message)."""
+    from asd_jax.base.errors import exit_with_error
+
+    writes: list[str] = []
+
+    class Recorder:
+        def write(self, text: str) -> None:
+            writes.append(text)
+
+        def flush(self) -> None:
+            pass
+
+    monkeypatch.setattr(sys, "stderr", Recorder())
+    with pytest.raises(SystemExit) as stopped:
+        exit_with_error("runs/x: no checkpoint")
+    assert stopped.value.code == 1 and writes == ["error: runs/x: no checkpoint\n"]

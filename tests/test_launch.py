@@ -234,7 +234,7 @@ def test_a_damaged_checkpoint_is_named_in_one_line(uninterrupted, data_dir, tmp_
         data_file.write_bytes(bytes(content))
     proc = run_launch(damaged, data_dir, mode="eval")
     # Left: tensorstore's reads still in flight when the first one failed print "Event loop is closed"
-    # tracebacks from their own threads, before or after the error line (launch.fail writes it whole)
+    # tracebacks from their own threads, before or after the error line (exit_with_error writes it whole)
     _, _, after = proc.stderr.partition("error: ")
     message = after.split("Traceback")[0].splitlines()[0]
     assert proc.returncode == 1, proc.stderr[-2000:]

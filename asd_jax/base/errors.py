@@ -1,11 +1,23 @@
-"""Errors a user can fix, in one family, so `launch.py` prints any of them as one line.
+"""Errors a user can fix, in one family, so `launch.py` prints any of them as one line, and the one
+way every command line writes that line.
 
 Everything else (a bug, a library failure) stays a traceback: it is ours to fix, not the user's.
 """
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
+from typing import NoReturn
+
+
+def exit_with_error(message: str) -> NoReturn:
+    """Exits 1 after the `error:` line, written whole in one call: sys.exit(message) writes the text
+    and its newline apart, and threads of a failed storage read (tensorstore) that print their own
+    tracebacks while the process exits could land on the error line between the two."""
+    sys.stderr.write(f"error: {message}\n")
+    sys.stderr.flush()
+    raise SystemExit(1)
 
 
 class UserError(Exception):

@@ -51,7 +51,7 @@ import jax
 import ml_collections
 import numpy as np
 
-from asd_jax.base.errors import UserError
+from asd_jax.base.errors import UserError, exit_with_error
 from asd_jax.data import folds, input_pipeline
 from asd_jax.modes import bench_profile, bench_tables, bench_torch, compare
 from asd_jax.training import setup
@@ -370,7 +370,7 @@ def main(argv: list[str] | None = None) -> None:
     try:
         run_bench(parse_options(argv))
     except UserError as err:
-        raise SystemExit(f"error: {err}") from None
+        exit_with_error(str(err))
 
 
 def run(invocation) -> None:

@@ -26,7 +26,7 @@ from pathlib import Path
 import ml_collections
 import numpy as np
 
-from asd_jax.base.errors import ConfigError, UserError
+from asd_jax.base.errors import ConfigError, UserError, exit_with_error
 from asd_jax.base.files import write_atomically
 from asd_jax.data import dataset
 from asd_jax.data.synthetic import CohortParams
@@ -312,14 +312,14 @@ def main() -> None:
     try:
         training_seeds = [int(s) for s in args.seeds.split(",")] if args.seeds else None
     except ValueError:
-        raise SystemExit(f"error: --seeds={args.seeds!r}: expected comma-separated integers, e.g. 0,1,2") from None
+        exit_with_error(f"--seeds={args.seeds!r}: expected comma-separated integers, e.g. 0,1,2")
     if training_seeds is not None and len(set(training_seeds)) != len(training_seeds):
-        raise SystemExit(f"error: --seeds={args.seeds!r} names a seed twice")
+        exit_with_error(f"--seeds={args.seeds!r} names a seed twice")
     for name in args.configs:  # a misspelt name or a bad data setting stops the comparison before hours of training
         try:
             dataset.builder_config(load_config(name, args.override, args.variant).data)
         except (UserError, ValueError) as error:
-            raise SystemExit(f"error: {error}") from None
+            exit_with_error(str(error))
     command = "python -m asd_jax.modes.compare " + " ".join(
         [f"--override {o}" for o in args.override]
         + ([f"--variant {args.variant}"] if args.variant else [])
@@ -347,7 +347,7 @@ def main() -> None:
     try:
         compare(args.configs, args.workdir, args.override, args.variant, on_model_done=write, training_seeds=training_seeds)
     except UserError as error:  # found once a model's data or run is read (a bad data.source, a workdir's old run)
-        raise SystemExit(f"error: {error}") from None
+        exit_with_error(str(error))
     print(args.out.read_text())
 
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from asd_jax.base.errors import UserError
+from asd_jax.base.errors import UserError, exit_with_error
 from asd_jax.evaluation import ensemble, report
 
 
@@ -32,7 +32,7 @@ def main(argv: list[str] | None = None) -> None:
     try:
         summary = ensemble.run_ensemble(args.members, args.out, seed=args.seed, num_samples=args.bootstrap_samples)
     except UserError as err:
-        raise SystemExit(f"error: {err}") from None
+        exit_with_error(str(err))
     rows = [(f"{level} level", summary["levels"][level]) for level in ("patient", "clip")]
     print(report.markdown_table(rows))
     print(f"\nwritten to {args.out / 'report'}")
