@@ -1,4 +1,4 @@
-"""crossattn with the clips' clinical gait features as a second input stream (model.gait_features):
+"""crossattn and cnn with the clips' clinical gait features as a second input stream (model.gait_features):
 the standardisation by the training patients, the pipeline that carries the features, the PyTorch
 twin, and a smoke run end to end with the modes that support it and those that refuse it."""
 
@@ -31,6 +31,7 @@ from asd_jax.training import setup as training_setup
 from asd_jax.training.parallel import make_data_parallel
 
 CONFIG = "crossattn_clip_gait_diagnoses"
+GAIT_CONFIGS = (CONFIG, "cnn_clip_gait_bones_diagnoses")  # every family that reads the features
 
 
 def test_feature_statistics_are_median_and_iqr_over_present_values():
@@ -72,9 +73,10 @@ def test_examples_carry_their_clips_gait_features(setup):  # noqa: F811 - the pi
     assert "features" not in next(input_pipeline.train_iterator(source, table, rows, data, seed=0))
 
 
+@pytest.mark.parametrize("name", GAIT_CONFIGS)
 @pytest.mark.parametrize("fusion", ["sum", "concat"])
-def test_the_twin_reads_the_gait_features_like_jax(fusion):
-    config = smoke_config(CONFIG)
+def test_the_twin_reads_the_gait_features_like_jax(name, fusion):
+    config = smoke_config(name)
     config.model.gait_fusion = fusion
     model, flat = randomized_flax(config)  # the standardisation's constants included
     twin = export.torch_twin(config, 3, convert.flax_to_torch(flat))
@@ -89,10 +91,11 @@ def test_the_twin_reads_the_gait_features_like_jax(fusion):
         model(jnp.asarray(pose), jnp.asarray(prior))
 
 
-def test_summed_streams_are_each_trained_on_the_labels():
+@pytest.mark.parametrize("name", GAIT_CONFIGS)
+def test_summed_streams_are_each_trained_on_the_labels(name):
     """gait_fusion='sum': the logits are the pose head's plus the gait head's, and the training
     objective is the cross-entropy of the sum plus that of each head alone."""
-    config = smoke_config(CONFIG)
+    config = smoke_config(name)
     config.model.dropout = 0.0  # the step's dropout keys then change nothing
     optimizer = optim.make_optimizer(config.optim, 10)
     graphdef, state = training_setup.create_state(config, 3, optimizer)

@@ -22,12 +22,9 @@ from asd_jax.base.architecture import MASKED, PRIOR_EPS, input_channels, region_
 from asd_jax.base.errors import ConfigError
 from asd_jax.base.skeleton import MIN_SCORE, NUM_JOINTS, NUM_REGIONS, region_membership
 from asd_jax.models.inputs import joint_inputs, model_inputs
-from asd_jax.models.layers import POOLINGS, Block, ExampleDropout, GaitFeatureEncoder, pool_time
+from asd_jax.models.layers import POOLINGS, Block, ExampleDropout, classifier_heads, classify, pool_time
 from asd_jax.models.output import ModelOutput
 
-# How the gait features meet the pose: one head over both ('concat'), or a head each whose logits
-# add up, each also trained on its own ('sum'), so the pose stream cannot leave the work to them.
-GAIT_FUSIONS = ("concat", "sum")
 ENCODERS = ("patch", "conv")  # pose tokens: one linear map of each patch, or a temporal conv then patching
 
 
@@ -71,7 +68,7 @@ class CrossAttnModel(nnx.Module):
         dtype=jnp.float32,
         rngs: nnx.Rngs,
     ):
-        choices = (("encoder", encoder, ENCODERS), ("gait_fusion", gait_fusion, GAIT_FUSIONS), ("pooling", pooling, POOLINGS))
+        choices = (("encoder", encoder, ENCODERS), ("pooling", pooling, POOLINGS))
         for field, value, allowed in choices:
             if value not in allowed:
                 raise ConfigError(f"model.{field}={value!r}: expected one of {allowed}")
@@ -101,11 +98,10 @@ class CrossAttnModel(nnx.Module):
         self.token_dropout = ExampleDropout(dropout, 4 * depth + 1)
         self.norm = nnx.LayerNorm(dim, dtype=dtype, param_dtype=jnp.float32, rngs=rngs)
         # `gait_features`: how many the head reads (len(data.gait_features.CLINICAL_FEATURE_NAMES)), 0 = none
-        self.gait = GaitFeatureEncoder(gait_features, dim, dropout, 4 * depth + 2, dtype=dtype, rngs=rngs) if gait_features else None
-        pooled_width = dim * (3 if pooling == "stats" else 1)
-        joint_head = gait_features and gait_fusion == "concat"
-        self.head = linear(pooled_width + (dim if joint_head else 0), num_classes)
-        self.gait_head = linear(dim, num_classes) if gait_features and not joint_head else None
+        self.gait, self.head, self.gait_head = classifier_heads(
+            dim * (3 if pooling == "stats" else 1), num_classes, dim, dropout, 4 * depth + 2,
+            gait_features=gait_features, gait_fusion=gait_fusion, dtype=dtype, rngs=rngs,
+        )
 
     def tokens(self, pose: jax.Array) -> tuple[jax.Array, jax.Array]:
         """Pose tokens [B, T', D] and region tokens [B, T', R, D]."""
@@ -146,11 +142,6 @@ class CrossAttnModel(nnx.Module):
     def __call__(
         self, pose: jax.Array, prior: jax.Array, *, features: jax.Array | None = None, dropout_keys: jax.Array | None = None
     ) -> ModelOutput:
-        if (self.gait is None) != (features is None):
-            raise ConfigError(
-                "model.gait_features needs the clips' gait features (the input pipeline's 'features')"
-                if features is None else "gait features given to a crossattn built without model.gait_features"
-            )
         x, regions = self.tokens(pose)
         batch, num_patches = x.shape[:2]
         x = self.token_dropout(x, dropout_keys)
@@ -173,14 +164,9 @@ class CrossAttnModel(nnx.Module):
             else:
                 x, _ = fusion(x, bias=time_bias, dropout_keys=dropout_keys)
             x, _ = temporal(x, bias=time_bias, dropout_keys=dropout_keys)
-        pooled, streams = self.pool(self.norm(x), weight), ()
-        if self.gait is not None:
-            gait = self.gait(features, dropout_keys).astype(pooled.dtype)
-            if self.gait_head is None:
-                pooled = jnp.concatenate([pooled, gait], axis=-1)
-            else:
-                streams = (self.head(pooled).astype(jnp.float32), self.gait_head(gait).astype(jnp.float32))
-        logits = streams[0] + streams[1] if streams else self.head(pooled).astype(jnp.float32)
+        logits, streams = classify(
+            self.pool(self.norm(x), weight), features, dropout_keys, head=self.head, encoder=self.gait, gait_head=self.gait_head
+        )
         if not region_mass:
             return ModelOutput(logits, None, jnp.zeros((), jnp.float32), streams)
         attention = jnp.stack(region_mass).mean(axis=0).transpose(0, 2, 1)  # [B, R, T']

@@ -149,6 +149,48 @@ class GaitFeatureEncoder(nnx.Module):
 
 FEATURE_CLIP = 5.0  # standardised gait features beyond this many spreads are read as this many
 
+# How the gait features meet the pose: one head over both ('concat'), or a head each whose logits
+# add up, each also trained on its own ('sum'), so the pose stream cannot leave the work to them.
+GAIT_FUSIONS = ("concat", "sum")
+
+
+def classifier_heads(
+    pooled_width: int, num_classes: int, dim: int, dropout: float, layer_id: int, *, gait_features: int, gait_fusion: str,
+    dtype, rngs: nnx.Rngs,
+) -> tuple[GaitFeatureEncoder | None, nnx.Linear, nnx.Linear | None]:
+    """(gait encoder, head, gait head) of a model whose pooled pose features are `pooled_width` wide:
+    without `gait_features` only the head; with them their encoder, and either a head each
+    ('sum') or one head over the pose and the gait features together ('concat', gait head None).
+    Built in this order, so a model's initial weights do not depend on whether it reads them."""
+    if gait_fusion not in GAIT_FUSIONS:
+        raise ConfigError(f"model.gait_fusion={gait_fusion!r}: expected one of {GAIT_FUSIONS}")
+    linear = lambda i, o: nnx.Linear(i, o, dtype=dtype, param_dtype=jnp.float32, rngs=rngs)  # noqa: E731
+    encoder = GaitFeatureEncoder(gait_features, dim, dropout, layer_id, dtype=dtype, rngs=rngs) if gait_features else None
+    joint_head = bool(gait_features) and gait_fusion == "concat"
+    head = linear(pooled_width + (dim if joint_head else 0), num_classes)
+    gait_head = linear(dim, num_classes) if gait_features and not joint_head else None
+    return encoder, head, gait_head
+
+
+def classify(
+    pooled: jax.Array, features: jax.Array | None, keys: jax.Array | None, *,
+    head: nnx.Linear, encoder: GaitFeatureEncoder | None, gait_head: nnx.Linear | None,
+) -> tuple[jax.Array, tuple[jax.Array, ...]]:
+    """(logits [B, C] float32, the streams' logits whose sum they are, or ()) of the heads of
+    `classifier_heads` over the pooled pose features [B, W] and the clip's gait features [B, F]."""
+    if (encoder is None) != (features is None):
+        raise ConfigError(
+            "model.gait_features needs the clips' gait features (the input pipeline's 'features')"
+            if features is None else "gait features given to a model built without model.gait_features"
+        )
+    if encoder is None:
+        return head(pooled).astype(jnp.float32), ()
+    gait = encoder(features, keys).astype(pooled.dtype)
+    if gait_head is None:
+        return head(jnp.concatenate([pooled, gait], axis=-1)).astype(jnp.float32), ()
+    streams = (head(pooled).astype(jnp.float32), gait_head(gait).astype(jnp.float32))
+    return streams[0] + streams[1], streams
+
 
 def feature_statistics(features: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(median, spread) per column of the training clips' features [N, F], ignoring NaN: the spread

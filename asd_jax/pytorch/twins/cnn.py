@@ -7,12 +7,12 @@ from torch import nn
 
 from asd_jax.base.architecture import input_channels
 from asd_jax.base.skeleton import MIN_SCORE, NUM_JOINTS
-from asd_jax.pytorch.twins.layers import LAYER_NORM_EPS, conv_time, gelu, model_inputs, pool_time
+from asd_jax.pytorch.twins.layers import LAYER_NORM_EPS, classifier_heads, classify, conv_time, gelu, model_inputs, pool_time
 
 
 class TemporalCNNTwin(nn.Module):
     def __init__(self, *, num_classes: int, dim: int, depth: int, kernel: int, dropout: float, inputs: str = "joints",
-                 pooling: str = "mean"):
+                 pooling: str = "mean", gait_features: int = 0, gait_fusion: str = "concat"):
         super().__init__()
         self.inputs, self.pooling = inputs, pooling
         self.window_multiple = 2 ** (depth // 2)  # window lengths an exported graph takes: every stride-2 conv halves
@@ -21,9 +21,11 @@ class TemporalCNNTwin(nn.Module):
         self.convs = nn.ModuleList([nn.Conv1d(dim, dim, kernel, stride=2 if i % 2 else 1) for i in range(depth)])
         self.norms = nn.ModuleList([nn.LayerNorm(dim, eps=LAYER_NORM_EPS) for _ in range(depth)])
         self.drop = nn.Dropout(dropout)
-        self.head = nn.Linear(dim * (3 if pooling == "stats" else 1), num_classes)
+        self.gait, self.head, self.gait_head = classifier_heads(
+            dim * (3 if pooling == "stats" else 1), num_classes, dim, dropout, gait_features=gait_features, gait_fusion=gait_fusion
+        )
 
-    def forward(self, pose: torch.Tensor, prior: torch.Tensor) -> torch.Tensor:
+    def forward(self, pose: torch.Tensor, prior: torch.Tensor, features: torch.Tensor | None = None) -> torch.Tensor:
         x = conv_time(self.stem, model_inputs(pose, self.inputs))
         present = (pose[..., 2] >= MIN_SCORE).any(dim=-1)
         for conv, norm in zip(self.convs, self.norms):
@@ -32,4 +34,4 @@ class TemporalCNNTwin(nn.Module):
                 step = x.shape[1] // y.shape[1]
                 x, present = x[:, ::step][:, : y.shape[1]], present[:, ::step][:, : y.shape[1]]
             x = y + x
-        return self.head(pool_time(x, self.pooling, present))
+        return classify(pool_time(x, self.pooling, present), features, head=self.head, encoder=self.gait, gait_head=self.gait_head)

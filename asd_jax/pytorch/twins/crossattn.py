@@ -11,7 +11,8 @@ from asd_jax.base.skeleton import MIN_SCORE, NUM_JOINTS, NUM_REGIONS, region_mem
 from asd_jax.pytorch.twins.layers import (
     LAYER_NORM_EPS,
     Block,
-    GaitFeatureEncoder,
+    classifier_heads,
+    classify,
     conv_time,
     gelu,
     joint_inputs,
@@ -46,10 +47,9 @@ class CrossAttnTwin(nn.Module):
         self.temporal = nn.ModuleList([Block(dim, num_heads, mlp_ratio, dropout) for _ in range(depth)])
         self.token_dropout = nn.Dropout(dropout)
         self.norm = nn.LayerNorm(dim, eps=LAYER_NORM_EPS)
-        self.gait = GaitFeatureEncoder(gait_features, dim, dropout) if gait_features else None
-        joint_head = gait_features and gait_fusion == "concat"
-        self.head = nn.Linear(dim * (3 if pooling == "stats" else 1) + (dim if joint_head else 0), num_classes)
-        self.gait_head = nn.Linear(dim, num_classes) if gait_features and not joint_head else None
+        self.gait, self.head, self.gait_head = classifier_heads(
+            dim * (3 if pooling == "stats" else 1), num_classes, dim, dropout, gait_features=gait_features, gait_fusion=gait_fusion
+        )
         membership = region_membership()
         pool = torch.from_numpy((membership / membership.sum(1, keepdims=True)).astype(np.float32))
         self.register_buffer("region_pool", pool, persistent=False)
@@ -89,8 +89,4 @@ class CrossAttnTwin(nn.Module):
             pooled = x.mean(dim=1)
         else:
             pooled = (x * weight[..., None]).sum(dim=1) / weight.sum(dim=1, keepdim=True).clamp(min=1.0)
-        if self.gait is None:
-            return self.head(pooled)
-        if self.gait_head is None:
-            return self.head(torch.cat([pooled, self.gait(features)], dim=-1))
-        return self.head(pooled) + self.gait_head(self.gait(features))
+        return classify(pooled, features, head=self.head, encoder=self.gait, gait_head=self.gait_head)

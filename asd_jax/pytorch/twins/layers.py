@@ -181,3 +181,23 @@ class GaitFeatureEncoder(nn.Module):
         z = (features - self.center) / self.spread
         z = torch.where(torch.isfinite(z), z.clamp(-FEATURE_CLIP, FEATURE_CLIP), torch.zeros_like(z))
         return gelu(self.embed(self.drop(z)))
+
+
+def classifier_heads(pooled_width: int, num_classes: int, dim: int, dropout: float, *, gait_features: int,
+                     gait_fusion: str) -> tuple[GaitFeatureEncoder | None, nn.Linear, nn.Linear | None]:
+    """asd_jax.models.layers.classifier_heads: (gait encoder, head, gait head)."""
+    encoder = GaitFeatureEncoder(gait_features, dim, dropout) if gait_features else None
+    joint_head = bool(gait_features) and gait_fusion == "concat"
+    head = nn.Linear(pooled_width + (dim if joint_head else 0), num_classes)
+    gait_head = nn.Linear(dim, num_classes) if gait_features and not joint_head else None
+    return encoder, head, gait_head
+
+
+def classify(pooled: torch.Tensor, features: torch.Tensor | None, *, head: nn.Linear,
+             encoder: GaitFeatureEncoder | None, gait_head: nn.Linear | None) -> torch.Tensor:
+    """asd_jax.models.layers.classify: the logits of the heads of `classifier_heads`."""
+    if encoder is None:
+        return head(pooled)
+    if gait_head is None:
+        return head(torch.cat([pooled, encoder(features)], dim=-1))
+    return head(pooled) + gait_head(encoder(features))
