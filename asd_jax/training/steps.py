@@ -102,9 +102,6 @@ def train_step(
 
     finite = jnp.isfinite(loss) & (state.nonfinite_step < 0)
     keep = functools.partial(jax.tree.map, lambda new, old: jnp.where(finite, new, old))
-    accuracy = lax.psum(((out.logits.argmax(-1) == labels) * batch["valid"]).sum(), DATA_AXIS) / lax.psum(
-        batch["valid"].sum(), DATA_AXIS
-    )
     new_state = state.replace(
         step=state.step + 1,
         params=keep(new_params, state.params),
@@ -118,10 +115,16 @@ def train_step(
     metrics = {
         "loss": loss,
         "aux_loss": lax.pmean(out.aux_loss, DATA_AXIS),
-        "train_accuracy": accuracy,
+        "train_accuracy": global_accuracy(out.logits, labels, batch["valid"]),
         "grad_norm": optax.tree.norm(grads),
     }
     return new_state, metrics
+
+
+def global_accuracy(logits: jax.Array, labels: jax.Array, valid: jax.Array) -> jax.Array:
+    """The share of the GLOBAL batch's valid examples whose argmax is their label."""
+    correct = ((logits.argmax(-1) == labels) * valid).sum()
+    return lax.psum(correct, DATA_AXIS) / lax.psum(valid.sum(), DATA_AXIS)
 
 
 def weighted_loss_sum(out: ModelOutput, labels: jax.Array, valid: jax.Array, loss_config: LossConfig) -> jax.Array:
