@@ -72,6 +72,9 @@ def get_data_config() -> ml_collections.ConfigDict:
     # so the model also works on clips no clinician annotated; 0 = off. crossattn's default is 0.5
     # (get_config); models that read no prior keep 0 (`pose_only`).
     data.augment.prior_dropout = 0.0
+    # Mixup across examples: each training clip blended with another (pose, prior, gait features and
+    # labels) by a share drawn from Beta(mixup, mixup); 0 = off.
+    data.augment.mixup = 0.0
     return data
 
 

@@ -154,6 +154,44 @@ def test_prior_dropout_gives_training_clips_the_unannotated_prior(setup):
     assert 0.3 < share < 0.7
 
 
+def test_mixup_blends_each_example_with_its_neighbour_and_keeps_both_labels(setup):
+    """With mixup, example 2k and 2k+1 of the global stream are each other's partners: every
+    example is its unmixed self blended with its partner by its drawn share, the same on every
+    process count; off, a batch carries no mixup fields and is the batch it always was."""
+    source, table, data = setup
+    rows = np.arange(len(table))
+    plain = next(input_pipeline.train_iterator(source, table, rows, data, seed=4))
+    assert "mix_weight" not in plain and "mix_label" not in plain
+    mixing = data.copy_and_resolve_references()
+    mixing.augment.mixup = 0.4
+    mixed = next(input_pipeline.train_iterator(source, table, rows, mixing, seed=4))
+    partner = np.arange(8) ^ 1
+    share = mixed["mix_weight"]
+    assert ((share > 0) & (share < 1)).all() and share.std() > 0.05
+    np.testing.assert_array_equal(mixed["label"], plain["label"])
+    np.testing.assert_array_equal(mixed["mix_label"], plain["label"][partner])
+    np.testing.assert_allclose(mixed["prior"], share[:, None] * plain["prior"] + (1 - share[:, None]) * plain["prior"][partner], atol=1e-6)
+    seen = (plain["pose"][..., 2] >= transforms.MIN_SCORE) & (plain["pose"][..., 2][partner] >= transforms.MIN_SCORE)
+    blend = share[:, None, None, None] * plain["pose"] + (1 - share[:, None, None, None]) * plain["pose"][partner]
+    np.testing.assert_allclose(mixed["pose"], np.where(seen[..., None], blend, 0.0), atol=1e-6)
+    halves = [input_pipeline.train_iterator(source, table, rows, mixing, seed=4, process_index=p, process_count=2) for p in range(2)]
+    parts = [next(h) for h in halves]
+    for key in mixed:
+        np.testing.assert_array_equal(np.concatenate([p[key] for p in parts]), mixed[key])
+
+
+@pytest.mark.parametrize(("mixup", "batch_size", "message"), [
+    (-0.2, 8, r"data.augment.mixup=-0.2: the Beta distribution's parameter, 0 \(off\) or more"),
+    (0.2, 6, "it needs an even batch per process, got 3"),
+])
+def test_mixup_refuses_a_negative_parameter_or_an_odd_batch_per_process(setup, mixup, batch_size, message):
+    source, table, data = setup
+    data = data.copy_and_resolve_references()
+    data.augment.mixup, data.batch_size = mixup, batch_size
+    with pytest.raises(ValueError, match=message):
+        input_pipeline.train_iterator(source, table, np.arange(len(table)), data, seed=0, process_count=2)
+
+
 class CountingSource(list):
     """A source that counts how often each record is read."""
 

@@ -45,6 +45,9 @@ EQUIVALENCE_SCRIPT = textwrap.dedent(
         }
         for _ in range(num_steps)
     ]
+    for batch in batches[1::2]:  # every other step mixes examples (data.augment.mixup): shares, not labels
+        batch["mix_label"] = rng.integers(0, num_classes, size=batch_size).astype(np.int32)
+        batch["mix_weight"] = rng.beta(0.2, 0.2, size=batch_size).astype(np.float32)
 
     def run(mode, devices):
         dp = make_data_parallel(
@@ -94,7 +97,9 @@ def test_shard_map_pmap_and_one_device_train_to_the_same_params(model):
     assert results["single_final_loss"] < results["single_first_loss"]  # it did train
     for mode in ("shard_map", "pmap"):
         assert results[mode]["max_param_diff"] < PARAM_TOLERANCE[model], (mode, results)
-        assert results[mode]["max_loss_diff"] < 1e-6, (mode, results)  # measured 4.8e-7 (stgcn); 9e-3 unsynced
+        # measured 1.5e-6 (stgcn, its mixup steps' fractional weights summed in another order), 4.8e-7
+        # without mixup; 9e-3 with BatchNorm unsynced
+        assert results[mode]["max_loss_diff"] < 3e-6, (mode, results)
 
 
 @pytest.mark.parametrize("what", ["data.batch_size", "data.eval_batch_size"])

@@ -63,6 +63,24 @@ def test_nonfinite_loss_keeps_the_last_good_params_and_is_reported():
         loop._check_finite(dp, state)
 
 
+def test_mixup_loss_is_the_share_weighted_loss_of_both_labels():
+    """A mixed example's loss is its share of the loss against its own label plus the rest against
+    its partner's: share 1 is the plain step, share 0 the step on the partner's labels, and a half
+    share their mean (the cross-entropy is linear in the target)."""
+    dp, state, batch = smoke_step()
+    state = jax.tree.map(np.asarray, state)  # on the host: each step donates the state it is given
+    other = np.array([2, 0, 1, 1], np.int32)
+
+    def loss(batch):
+        _, metrics = dp.train_step(dp.put_state(state), dp.put_batch(batch))
+        return dp.scalar(metrics["loss"])
+
+    own, theirs = loss(batch), loss(dict(batch, label=other))
+    mixed = lambda share: loss(dict(batch, mix_label=other, mix_weight=np.full(4, share, np.float32)))  # noqa: E731
+    assert abs(own - theirs) > 1e-3
+    np.testing.assert_allclose([mixed(1.0), mixed(0.0), mixed(0.5)], [own, theirs, (own + theirs) / 2], rtol=1e-5)
+
+
 DROPOUT_BITS = """
 import sys, jax, numpy as np
 keys = jax.vmap(lambda i: jax.random.fold_in(jax.random.PRNGKey(7), i))(np.arange(8))

@@ -118,3 +118,26 @@ def test_missing_hips_are_interpolated_as_np_interp_does():
     expected = np.concatenate([np.where(seen[..., None], xy, 0.0), up[..., 2:]], -1).astype(np.float32)
     assert not hips_seen[0] and not hips_seen[-1] and not hips_seen[20:26].any() and hips_seen.mean() > 0.6
     assert transforms.normalize_pose(pose).tobytes() == expected.tobytes()
+
+
+def test_mixup_blends_known_examples_by_hand():
+    """Two walkers at x = 0 and x = 4, blended a quarter and three quarters: x = 3 and x = 1; a joint
+    missing in either pose is missing in both blends, an unmeasured gait feature stays unmeasured,
+    and an example whose partner is not in the batch is left as it is."""
+    assert transforms.mixup_partners(np.array([6, 7, 8])).tolist() == [1, 0, 2]
+    pose = np.ones((3, 2, 17, 3), np.float32)
+    pose[..., 0] = np.array([0.0, 4.0, 9.0])[:, None, None]
+    pose[1, 1, 5] = 0.0  # joint 5 unseen in frame 1 of the second walker
+    arrays = {
+        "pose": pose,
+        "prior": np.eye(5, dtype=np.float32)[:3],
+        "features": np.array([[2.0, 1.0], [6.0, np.nan], [7.0, 7.0]], np.float32),
+        "label": np.array([0, 2, 1], np.int32),
+    }
+    mixed = transforms.mix_examples(arrays, np.array([1, 0, 2]), np.array([0.25, 0.25, 0.6]))
+    assert mixed["pose"][0, 0, 0, 0] == 3.0 and mixed["pose"][1, 0, 0, 0] == 1.0 and mixed["pose"][2, 0, 0, 0] == 9.0
+    assert (mixed["pose"][:2, 1, 5] == 0).all() and (mixed["pose"][:2, 1, 4] != 0).all()
+    np.testing.assert_allclose(mixed["prior"][0], [0.25, 0.75, 0, 0, 0])
+    np.testing.assert_allclose(mixed["features"][:, 0], [5.0, 3.0, 7.0])
+    assert np.isnan(mixed["features"][:2, 1]).all() and mixed["features"][2, 1] == 7.0
+    assert mixed["mix_label"].tolist() == [2, 0, 1] and mixed["mix_weight"].tolist() == [0.25, 0.25, 1.0]

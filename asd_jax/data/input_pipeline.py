@@ -133,11 +133,17 @@ class TrainExamples:
         prior = clip["prior"]
         if aug["prior_dropout"] and rng.random() < aug["prior_dropout"]:  # no draw when off: old runs replay exactly
             prior = default_prior(aug["default_prior"])  # what an unannotated clip gets
-        return {"row": row, "pose": pose, "mirrored": mirrored, "angle": angle, "scale": scale, "kept": kept, "prior": prior, "clip": clip}
+        share = rng.beta(aug["mixup"], aug["mixup"]) if aug["mixup"] else 1.0  # drawn last: runs without it replay exactly
+        return {
+            "row": row, "pose": pose, "mirrored": mirrored, "angle": angle, "scale": scale, "kept": kept, "prior": prior,
+            "clip": clip, "share": share,
+        }
 
     def batch(self, positions: Sequence[int]) -> dict[str, np.ndarray]:
         """The examples at `positions`, augmented together: each exactly as it would be alone, in
-        a few array operations over the batch instead of dozens per example."""
+        a few array operations over the batch instead of dozens per example; with mixup
+        (`data.augment.mixup`), blended with its partner (`transforms.mixup_partners`) when that is
+        among `positions`."""
         draws = [self.draw(position) for position in positions]
         pose = np.stack([d["pose"] for d in draws])
         mirrored = np.array([d["mirrored"] for d in draws])
@@ -153,6 +159,9 @@ class TrainExamples:
         }
         if self.gait_features:
             arrays["features"] = np.stack([d["clip"]["features"] for d in draws])
+        if self.settings["mixup"]:
+            partner = transforms.mixup_partners(np.asarray(positions))
+            arrays = transforms.mix_examples(arrays, partner, np.array([d["share"] for d in draws]))
         return arrays
 
     def __call__(self, position: int) -> dict[str, np.ndarray]:
@@ -177,6 +186,10 @@ def train_iterator(
     global_batch = data.batch_size
     local = local_batch_size(global_batch, process_count)
     checked_pad(data)
+    if data.augment.mixup < 0:
+        raise ConfigError(f"data.augment.mixup={data.augment.mixup}: the Beta distribution's parameter, 0 (off) or more")
+    if data.augment.mixup and local % 2:
+        raise ConfigError(f"data.augment.mixup pairs neighbouring examples: it needs an even batch per process, got {local}")
     examples = TrainExamples(source, table, np.asarray(rows), data, seed, gait_features)
 
     def local_batch(index: int) -> dict[str, np.ndarray]:

@@ -56,3 +56,31 @@ def speed_crop(pose: np.ndarray, start: int, span: int, window: int, pad: str) -
         return resample_time(crop_window(pose, start, span), window)
     real = pose[start:]
     return crop_window(resample_time(real, max(1, round(real.shape[0] * window / span))), 0, window, pad)
+
+
+def mixup_partners(positions: np.ndarray) -> np.ndarray:
+    """The index in `positions` of each example's mixup partner, the example at the neighbouring
+    global position (2k with 2k + 1), so a pair is the same for any number of devices or processes;
+    an example whose partner is not in `positions` is its own (left unmixed)."""
+    index_of = {int(p): i for i, p in enumerate(positions)}
+    return np.array([index_of.get(int(p) ^ 1, i) for i, p in enumerate(positions)], np.int64)
+
+
+def mix_examples(arrays: dict[str, np.ndarray], partner: np.ndarray, share: np.ndarray) -> dict[str, np.ndarray]:
+    """Mixup across examples (Zhang et al. 2018): each example becomes `share` of itself and the rest
+    of its partner, in its pose, prior and gait features, and keeps both labels (`mix_label`, and
+    `mix_weight` = `share`, the weight of its own label in the loss). A joint is seen only where it
+    is seen in both poses, so a missing joint or padded frame never drags the other towards 0, and a
+    gait feature only where both measured it (NaN otherwise, as an unmeasured one)."""
+    share = np.where(partner == np.arange(len(partner)), 1.0, share).astype(np.float32)
+    mixed = dict(arrays)
+    pose, other = arrays["pose"], arrays["pose"][partner]
+    seen = (pose[..., 2] >= MIN_SCORE) & (other[..., 2] >= MIN_SCORE)
+    weight = share[:, None, None, None]
+    mixed["pose"] = np.where(seen[..., None], weight * pose + (1 - weight) * other, 0.0).astype(np.float32)
+    for key in ("prior", "features"):
+        if key in arrays:
+            mixed[key] = (share[:, None] * arrays[key] + (1 - share[:, None]) * arrays[key][partner]).astype(np.float32)
+    mixed["mix_label"] = arrays["label"][partner]
+    mixed["mix_weight"] = share
+    return mixed

@@ -105,7 +105,9 @@ def load_run_config(workdir: Path) -> ml_collections.ConfigDict:
 
 # Fields added after runs were trained with the project, at the value that reproduces what those
 # runs did: a saved config without the field resumes when the given value is this one.
-ADDED_FIELDS: dict[str, Any] = {"data.on_error": "raise", "data.pad": "edge", "data.train_classes": ""}
+ADDED_FIELDS: dict[str, Any] = {
+    "data.on_error": "raise", "data.pad": "edge", "data.train_classes": "", "data.augment.mixup": 0.0,
+}
 
 
 def check_resumable(workdir: Path, config: ml_collections.ConfigDict) -> None:

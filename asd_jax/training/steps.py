@@ -74,16 +74,15 @@ def train_step(
     num_shards = lax.axis_size(DATA_AXIS)
     labels = batch["label"]
     keys = example_keys(jax.random.fold_in(state.rng, state.step), labels.shape[0])
-    weight = batch["valid"]
-    if loss_config.class_weights is not None:
-        weight = weight * loss_config.class_weights[labels]
+    targets = loss_targets(batch)
+    weight = sum(batch["valid"] * share * class_weight(loss_config, target) for target, share in targets)
     global_weight = jnp.maximum(lax.psum(weight.sum(), DATA_AXIS), 1e-9)
 
     def local_objective(variables):
         params, model_state = variables
         model = nnx.merge(graphdef, params, model_state)
         out = model(batch["pose"], batch["prior"], **gait_inputs(batch), dropout_keys=keys)
-        loss_sum = weighted_loss_sum(out, labels, batch["valid"], loss_config)
+        loss_sum = weighted_loss_sum(out, targets, batch["valid"], loss_config)
         # pmean of this over shards is the global objective: sum(w*l)/sum(w) + mean aux loss.
         objective = loss_sum * num_shards / global_weight + out.aux_loss
         _, _, new_model_state = nnx.split(model, nnx.Param, ...)
@@ -127,20 +126,36 @@ def global_accuracy(logits: jax.Array, labels: jax.Array, valid: jax.Array) -> j
     return lax.psum(correct, DATA_AXIS) / lax.psum(valid.sum(), DATA_AXIS)
 
 
-def weighted_loss_sum(out: ModelOutput, labels: jax.Array, valid: jax.Array, loss_config: LossConfig) -> jax.Array:
-    """The sum of the weighted cross-entropies of the logits and of each input stream's own logits
-    (`ModelOutput.stream_logits`: each stream must diagnose on its own too)."""
-    loss_of = functools.partial(
-        optim.classification_loss,
-        labels=labels,
-        valid=valid,
-        num_classes=loss_config.num_classes,
-        label_smoothing=loss_config.label_smoothing,
-        class_weights=loss_config.class_weights,
-    )
-    loss_sum, _ = loss_of(out.logits)
-    for stream in out.stream_logits:
-        loss_sum = loss_sum + loss_of(stream)[0]
+def loss_targets(batch: dict[str, jax.Array]) -> list[tuple[jax.Array, jax.Array | float]]:
+    """(labels, share of the loss) pairs: the batch's labels in full, or with mixup
+    (`transforms.mix_examples`) each example's own label and its partner's by their shares."""
+    if "mix_weight" not in batch:
+        return [(batch["label"], 1.0)]
+    return [(batch["label"], batch["mix_weight"]), (batch["mix_label"], 1.0 - batch["mix_weight"])]
+
+
+def class_weight(loss_config: LossConfig, labels: jax.Array) -> jax.Array | float:
+    return 1.0 if loss_config.class_weights is None else loss_config.class_weights[labels]
+
+
+def weighted_loss_sum(
+    out: ModelOutput, targets: list[tuple[jax.Array, jax.Array | float]], valid: jax.Array, loss_config: LossConfig
+) -> jax.Array:
+    """The sum of the weighted cross-entropies, against every target by its share, of the logits and
+    of each input stream's own logits (`ModelOutput.stream_logits`: each stream must diagnose on its
+    own too)."""
+    loss_sum = jnp.zeros((), jnp.float32)
+    for labels, share in targets:
+        loss_of = functools.partial(
+            optim.classification_loss,
+            labels=labels,
+            valid=valid * share,
+            num_classes=loss_config.num_classes,
+            label_smoothing=loss_config.label_smoothing,
+            class_weights=loss_config.class_weights,
+        )
+        for logits in (out.logits, *out.stream_logits):
+            loss_sum = loss_sum + loss_of(logits)[0]
     return loss_sum
 
 
