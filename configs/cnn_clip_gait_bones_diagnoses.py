@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import ml_collections
 
-from asd_jax.data.gait_features import CLINICAL_FEATURE_NAMES
+from asd_jax.base.gait import CLINICAL_FEATURE_NAMES
 from configs import cnn_clip_bones_diagnoses
 
 

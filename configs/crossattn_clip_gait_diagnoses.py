@@ -1,6 +1,6 @@
 r"""crossattn over whole clips (configs/crossattn_clip_diagnoses.py) that also reads the clip's
 clinical gait features (cadence, trunk and head lean and their drift, per-cycle hip and knee
-measures, step length, left/right asymmetry; asd_jax/data/gait_features.py), measured on the whole
+measures, step length, left/right asymmetry; asd_jax/base/gait.py), measured on the whole
 clip at 30 fps and standardised by the training patients' median and spread: a pose head and a
 gait head whose logits add up, each also trained to diagnose on its own.
 
@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import ml_collections
 
-from asd_jax.data.gait_features import CLINICAL_FEATURE_NAMES
+from asd_jax.base.gait import CLINICAL_FEATURE_NAMES
 from configs import crossattn_clip_diagnoses
 
 

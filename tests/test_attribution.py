@@ -126,7 +126,7 @@ def test_deep_model_explanations_report_agreement_chance_and_randomisation():
 def test_features_explanations_find_the_region_of_the_informative_features():
     from sklearn.ensemble import RandomForestClassifier
 
-    from asd_jax.data.gait_features import CLINICAL_FEATURE_NAMES, region_feature_groups
+    from asd_jax.base.gait import CLINICAL_FEATURE_NAMES, region_feature_groups
     from asd_jax.evaluation import explanation_report
 
     rng = np.random.default_rng(5)

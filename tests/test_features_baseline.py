@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from test_launch import run_launch
 
-from asd_jax.data.gait_features import CLINICAL_FEATURE_NAMES, clinical_features, region_feature_groups
+from asd_jax.base.gait import CLINICAL_FEATURE_NAMES, clinical_features, region_feature_groups
 from asd_jax.data.synthetic import CohortParams, WalkSpec, simulate_walk
 from asd_jax.models.features import build_estimator, candidates
 from configs.features import get_config

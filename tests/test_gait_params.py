@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from asd_jax.data.gait_params import gait_parameters
+from asd_jax.base.gait import gait_parameters
 from asd_jax.data.synthetic import CohortParams, WalkSpec, simulate_walk
 
 

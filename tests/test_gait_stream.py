@@ -1,11 +1,14 @@
 """crossattn and cnn with the clips' clinical gait features as a second input stream (model.gait_features):
 the standardisation by the training patients, the pipeline that carries the features, the PyTorch
-twin, and a smoke run end to end with the modes that support it and those that refuse it."""
+twin, and a smoke run end to end: predicted, exported with the features measured by the standalone
+predictor, and refused by --mode=explain."""
 
 from __future__ import annotations
 
 import functools
 import json
+import re
+import shutil
 
 import jax
 import jax.numpy as jnp
@@ -16,12 +19,11 @@ from flax import nnx
 from test_export import TOLERANCE, inputs, randomized_flax, smoke_config
 from test_input_pipeline import setup  # noqa: F401 - the pipeline's fixture
 from test_launch import run_launch
-from test_predict import predict_launch
+from test_predict import new_clips, predict_launch, read_csv, run_without_jax  # noqa: F401 - new_clips: the new patients' fixture
 
 from asd_jax.base.errors import ConfigError
+from asd_jax.base.gait import CLINICAL_FEATURE_NAMES, clinical_features
 from asd_jax.data import folds, input_pipeline
-from asd_jax.data.gait_features import CLINICAL_FEATURE_NAMES, clinical_features
-from asd_jax.data.synthetic import CohortParams, generate_cohort
 from asd_jax.models import build_model
 from asd_jax.models.layers import GaitFeatureEncoder, feature_statistics
 from asd_jax.modes import export
@@ -155,15 +157,45 @@ def test_a_run_standardises_by_its_training_patients_only(gait_run, data_dir):
     assert 0.0 <= results["headline"]["patient_macro_f1"] <= 1.0
 
 
-def test_predict_scores_new_clips_and_export_and_explain_refuse_in_one_line(gait_run, data_dir, tmp_path):
-    generated = generate_cohort(tmp_path / "new", CohortParams(num_patients=5, num_clips=10, seed=5))
-    proc = predict_launch(f"--workdir={gait_run}", f"--input={generated}", f"--out={tmp_path / 'predicted'}")
+def test_the_export_measures_the_gait_features_and_predicts_like_predict_mode(gait_run, data_dir, new_clips, tmp_path):  # noqa: F811
+    """Exported, a gait-stream model's predictor measures each clip's clinical gait features itself
+    (bundled asd_jax/base/gait.py) and gives --mode=predict's clip and patient probabilities on new
+    clips at two frame rates, without JAX or asd_jax; its ONNX graph takes the features as a third
+    input and agrees. --mode=explain still refuses the model in one line."""
+    out = tmp_path / "predicted"
+    proc = predict_launch(f"--workdir={gait_run}", f"--input={new_clips}", f"--out={out}")
     assert proc.returncode == 0, proc.stderr[-3000:]
-    clips = (tmp_path / "predicted" / "predictions_clips.csv").read_text().splitlines()
-    assert len(clips) == 1 + 10
-    assert len(list((tmp_path / "predicted" / "figures").glob("*_prediction.png"))) == 10  # skeleton and probabilities
-    for mode, message in (("export", "is not exported"), ("explain", "would be explained only in part")):
-        proc = run_launch(gait_run, data_dir, config=f"configs/{CONFIG}.py:smoke", mode=mode)
-        assert proc.returncode != 0 and message in proc.stderr.strip().splitlines()[-1], proc.stderr[-2000:]
-        assert "Traceback" not in proc.stderr
-    assert not (gait_run / export.EXPORT_DIR).exists()
+    assert len(list((out / "figures").glob("*_prediction.png"))) == 10  # skeleton and probabilities
+    proc = run_launch(gait_run, data_dir, config=f"configs/{CONFIG}.py:smoke", mode="export")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    manifest = json.loads((gait_run / export.EXPORT_DIR / "config.json").read_text())
+    assert manifest["parity"]["max_abs_logit_diff_torch_vs_jax"] <= export.PARITY_TOLERANCE
+    assert manifest["parity"]["max_abs_logit_diff_onnx_vs_torch"] <= export.PARITY_TOLERANCE
+    assert "features" in manifest["input"]
+
+    deploy = shutil.copytree(gait_run / export.EXPORT_DIR, tmp_path / "deploy")  # outside the repository
+    shutil.copytree(new_clips, deploy / "keypoints")
+    snippet = re.search(r"## Predict.*?```python\n(.*?)```", (deploy / "README.md").read_text(), re.S).group(1)
+    onnx_check = f"""
+onnx_predictor = Predictor(".", backend="onnx")
+for skeleton in skeletons:
+    args = (skeleton["keypoint"], skeleton["keypoint_score"], 25.0)
+    assert predictor.gait_features(*args, img_shape=skeleton["img_shape"]).shape == ({len(CLINICAL_FEATURE_NAMES)},)
+    a = predictor.predict(*args, img_shape=skeleton["img_shape"])
+    b = onnx_predictor.predict(*args, img_shape=skeleton["img_shape"])
+    assert abs(a.probabilities - b.probabilities).max() < 1e-5
+"""
+    proc = run_without_jax(deploy, snippet + onnx_check)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    got = json.loads((deploy / "predictions.json").read_text())
+    classes = ("ASD", "DHS", "LCS_HipOA")
+    for level, key in (("clips", "clip_id"), ("patients", "patient_id")):
+        rows = read_csv(out / f"predictions_{level}.csv")
+        assert sorted(got[level]) == sorted(row[key] for row in rows)
+        for row in rows:
+            probabilities = got[level][row[key]]["probabilities"] if level == "clips" else got[level][row[key]]
+            np.testing.assert_allclose([probabilities[c] for c in classes], [float(row[f"p_{c}"]) for c in classes], atol=1e-5)
+
+    proc = run_launch(gait_run, data_dir, config=f"configs/{CONFIG}.py:smoke", mode="explain")
+    assert proc.returncode != 0 and "would be explained only in part" in proc.stderr.strip().splitlines()[-1], proc.stderr[-2000:]
+    assert "Traceback" not in proc.stderr

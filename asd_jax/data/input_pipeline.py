@@ -20,9 +20,9 @@ import numpy as np
 from absl import flags
 
 from asd_jax.base.errors import ConfigError
+from asd_jax.base.gait import clinical_features
 from asd_jax.base.skeleton import default_prior
 from asd_jax.data import transforms
-from asd_jax.data.gait_features import clinical_features
 from asd_jax.data.splits import ClipTable
 
 SAMPLING = ("over", "under", "none")

@@ -20,8 +20,8 @@ from typing import Any
 import numpy as np
 from sklearn.base import clone
 
+from asd_jax.base.gait import region_feature_groups
 from asd_jax.base.skeleton import REGION_NAMES
-from asd_jax.data.gait_features import region_feature_groups
 from asd_jax.evaluation import attribution
 from asd_jax.evaluation.explanations import clip_occlusion
 from asd_jax.models.features import clip_log_probs

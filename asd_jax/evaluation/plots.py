@@ -198,7 +198,7 @@ def skeleton_gif(pose: np.ndarray, joint_weights: np.ndarray, path: Path, fps: f
 
 def region_time_heatmap(scores: np.ndarray, duration_s: float, heel_strikes_s: dict[str, list[float]], path: Path, title: str) -> Path:
     """Signed region x time scores ([5 regions, bins] over a clip of `duration_s` seconds), centred
-    at 0, with heel strikes in SECONDS (gait_params.heel_strikes gives frames: divide by fps) as
+    at 0, with heel strikes in SECONDS (base.gait.heel_strikes gives frames: divide by fps) as
     vertical lines, so an effect can be read against the gait cycle."""
     fig, ax = plt.subplots(figsize=(9, 3.0))
     extent = (0, duration_s, len(REGION_NAMES), 0)

@@ -14,8 +14,9 @@ import jax
 import ml_collections
 import numpy as np
 
+from asd_jax.base.gait import gait_parameters
 from asd_jax.base.labels import task_groups
-from asd_jax.data import folds, gait_params
+from asd_jax.data import folds
 from asd_jax.data.gait_features import FeatureCache
 from asd_jax.evaluation import predict, report
 from asd_jax.training import checkpointing, fit_features, loop, setup
@@ -61,7 +62,7 @@ def write_fold_report(
     )
     if jax.process_index() == 0:
         gait = {
-            str(table.clip_id[row]): gait_params.gait_parameters(fold.source[int(table.record[row])]["pose"], float(table.fps[row]))
+            str(table.clip_id[row]): gait_parameters(fold.source[int(table.record[row])]["pose"], float(table.fps[row]))
             for row in fold.split.test
         }
         report.write_fold(report_dir, payload, result, patient_of, clip_columns=gait)

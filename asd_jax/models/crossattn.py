@@ -8,7 +8,7 @@ clinical prior added to the logits as log(prior) (cross-attentive temporal fusio
 tokens attend to each other over time (periodic gait dynamics). The attention mass on each region
 is the explanation map and, optionally, is pulled towards the prior by an alignment loss.
 With `gait_features`, the head also reads the clip's clinical gait features (cadence, trunk lean
-and its drift, per-cycle hip and knee measures, asymmetry: asd_jax/data/gait_features.py), measured
+and its drift, per-cycle hip and knee measures, asymmetry: asd_jax/base/gait.py), measured
 on the whole clip at 30 fps, beside the pooled pose tokens.
 """
 
@@ -97,7 +97,7 @@ class CrossAttnModel(nnx.Module):
         )
         self.token_dropout = ExampleDropout(dropout, 4 * depth + 1)
         self.norm = nnx.LayerNorm(dim, dtype=dtype, param_dtype=jnp.float32, rngs=rngs)
-        # `gait_features`: how many the head reads (len(data.gait_features.CLINICAL_FEATURE_NAMES)), 0 = none
+        # `gait_features`: how many the head reads (len(base.gait.CLINICAL_FEATURE_NAMES)), 0 = none
         self.gait, self.head, self.gait_head = classifier_heads(
             dim * (3 if pooling == "stats" else 1), num_classes, dim, dropout, 4 * depth + 2,
             gait_features=gait_features, gait_fusion=gait_fusion, dtype=dtype, rngs=rngs,

@@ -1,4 +1,4 @@
-"""The `features` baseline: clinical gait features per clip (asd_jax/data/gait_features.py) and a
+"""The `features` baseline: clinical gait features per clip (asd_jax/base/gait.py) and a
 scikit-learn ensemble, the honest bar every deep model must clear.
 
 `candidates(config.model)` lists the estimators tried; training fits each on the training

@@ -128,7 +128,7 @@ class FeatureStatistic(nnx.Variable):
 
 
 class GaitFeatureEncoder(nnx.Module):
-    """The clip's clinical gait features [B, F] (asd_jax/data/gait_features.py, NaN where a measure
+    """The clip's clinical gait features [B, F] (asd_jax/base/gait.py, NaN where a measure
     had no data) -> [B, dim]: standardised by the training patients' median and spread
     (`center`, `spread`, set once before training), a missing or extreme value read as 0 or +-5
     spreads, per-example dropout over the features, one linear map and a GELU."""

@@ -25,10 +25,11 @@ from flax import nnx
 
 from asd_jax.base.errors import ConfigError
 from asd_jax.base.files import write_atomically
+from asd_jax.base.gait import gait_parameters, heel_strikes
 from asd_jax.base.labels import task_groups
 from asd_jax.base.preprocess import normalize_pose, resample_fps
 from asd_jax.base.skeleton import REGION_NAMES
-from asd_jax.data import folds, gait_params
+from asd_jax.data import folds
 from asd_jax.data.gait_features import FeatureCache
 from asd_jax.evaluation import attribution, explanation_report, plots, predict
 from asd_jax.evaluation.explanations import explain_clip, joint_weights
@@ -118,7 +119,7 @@ def explain_one(apply, clip: dict[str, Any], class_names: tuple[str, ...], data,
     """Figures and numbers of one clip, explained for the class the model predicts."""
     ex = explain_clip(apply, clip["pose"], clip["fps"], clip["prior"], data, integrated=True)
     pose = normalize_pose(resample_fps(clip["pose"], clip["fps"], data.fps))
-    gait = gait_params.gait_parameters(clip["pose"], clip["fps"])
+    gait = gait_parameters(clip["pose"], clip["fps"])
     predicted, clip_id = class_names[ex.target], clip["clip_id"]
     title = f"{clip_id}: {class_names[clip['label']]} (predicted {predicted}); {gait_text(gait)}"
     if jax.process_index() == 0:
@@ -140,7 +141,7 @@ def draw_clip(
     """A clip's region x time occlusion heatmap (heel strikes marked) and key frames coloured by
     joint attribution (integrated gradients when given, else each joint's region occlusion);
     `pose` normalised at `fps`."""
-    strikes = {side: (frames / fps).tolist() for side, frames in gait_params.heel_strikes(pose, fps).items()}
+    strikes = {side: (frames / fps).tolist() for side, frames in heel_strikes(pose, fps).items()}
     joints = joint_weights(region_time) if joint_frame is None else joint_frame
     written = [
         plots.region_time_heatmap(region_time, len(pose) / fps, strikes, out_dir / f"{clip_id}_regions_time.png", title),

@@ -28,7 +28,8 @@ from tqdm import tqdm
 
 from asd_jax.base.errors import UserDataError, UserError
 from asd_jax.base.files import check_output_folder
-from asd_jax.data import folds, gait_params, input_pipeline, skeletons, splits, transforms, user_folder
+from asd_jax.base.gait import gait_parameters
+from asd_jax.data import folds, input_pipeline, skeletons, splits, transforms, user_folder
 from asd_jax.evaluation import aggregate, attribution, plots, protocol, report
 from asd_jax.evaluation.explanations import explain_clip
 from asd_jax.models import reads_gait_features
@@ -107,7 +108,7 @@ def predict_folder(config: ml_collections.ConfigDict, workdir: Path, folder: Pat
         for i, row in enumerate(tqdm(rows, desc="gait and figures", unit="clip", dynamic_ncols=True)):
             record = fold.source[int(table.record[row])]
             clip_id = str(table.clip_id[row])
-            gait[clip_id] = gait_params.gait_parameters(record["pose"], float(record["fps"]))
+            gait[clip_id] = gait_parameters(record["pose"], float(record["fps"]))
             clip_figure(config, fold, int(row), clips.probs[i], gait[clip_id], apply, out / FIGURES)
         patient_of = dict(zip(table.clip_id.tolist(), table.patient_id.tolist()))
         report.write_predictions(out / PREDICTIONS[0], "clip", clips, class_names, patient_of, gait, labelled=False)

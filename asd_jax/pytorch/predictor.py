@@ -18,6 +18,8 @@ weights run by the PyTorch twin or by onnxruntime.
 - fps: the clip's frame rate; it is resampled to the model's.
 - prior: None (the run's default prior for unannotated clips), a vector over REGION_NAMES, or a
   list of region names (each gets an equal share), as one rater's doctor*.csv row gives them.
+- A model that reads the clinical gait features (`model.gait_features`) gets them measured here
+  from the whole clip (asd_jax/base/gait.py, bundled: numpy and scipy), as in training.
 
 This is `--mode=predict`'s arithmetic, window for window: the same clips give the same
 probabilities (to float32 rounding of the two runtimes).
@@ -33,6 +35,7 @@ from typing import Any
 
 import numpy as np
 
+from asd_jax.base.gait import clinical_features
 from asd_jax.base.preprocess import clip_probabilities, clip_windows, mean_probabilities, merge_class_logits, stored_pose
 from asd_jax.base.skeleton import NUM_JOINTS, NUM_REGIONS, REGION_NAMES, default_prior
 
@@ -83,6 +86,7 @@ class Predictor:
         self.class_groups: tuple[int, ...] = tuple(manifest.get("class_groups", ()))  # bundles before it: none
         self.preprocessing: dict[str, Any] = manifest["preprocessing"]
         self.default_prior = default_prior(self.preprocessing["default_prior"])
+        self.reads_gait_features = bool(manifest["model"].get("gait_features", 0))
         if backend == "torch":
             self._logits = self._torch_model(folder, manifest)
         elif backend == "onnx":
@@ -98,9 +102,10 @@ class Predictor:
         model = build_twin(manifest["model"], len(self.class_groups) or len(self.class_names))
         model.load_state_dict(torch.load(folder / "model.pt", map_location="cpu", weights_only=True))
 
-        def logits(pose: np.ndarray, prior: np.ndarray) -> np.ndarray:
+        def logits(pose: np.ndarray, prior: np.ndarray, features: np.ndarray | None = None) -> np.ndarray:
+            extra = () if features is None else (torch.from_numpy(features),)
             with torch.no_grad():
-                return model(torch.from_numpy(pose), torch.from_numpy(prior)).numpy()
+                return model(torch.from_numpy(pose), torch.from_numpy(prior), *extra).numpy()
 
         return logits
 
@@ -108,10 +113,25 @@ class Predictor:
         import onnxruntime
 
         session = onnxruntime.InferenceSession(str(folder / "model.onnx"), providers=["CPUExecutionProvider"])
-        return lambda pose, prior: session.run(["logits"], {"pose": pose, "prior": prior})[0]
+
+        def logits(pose: np.ndarray, prior: np.ndarray, features: np.ndarray | None = None) -> np.ndarray:
+            inputs = {"pose": pose, "prior": prior} | ({} if features is None else {"features": features})
+            return session.run(["logits"], inputs)[0]
+
+        return logits
 
     def windows(self, keypoints: np.ndarray, scores: np.ndarray, fps: float, img_shape: Sequence[float] | None = None) -> np.ndarray:
         """[W, window, 17, 3] the clip's normalised evaluation windows, as the model sees them."""
+        pre = self.preprocessing
+        return clip_windows(
+            self._stored(keypoints, scores, fps, img_shape), float(fps), target_fps=pre["fps"], window=pre["window"],
+            stride=pre["eval_stride"], test_flip=pre["test_flip"],
+            pad=pre.get("pad", "edge"),  # bundles exported before data.pad existed padded by repeating the last frame
+        )
+
+    @staticmethod
+    def _stored(keypoints: np.ndarray, scores: np.ndarray, fps: float, img_shape: Sequence[float] | None) -> np.ndarray:
+        """The clip as the project stores it (preprocess.stored_pose), after checking its shapes."""
         keypoints, scores = np.asarray(keypoints, np.float32), np.asarray(scores, np.float32)
         if keypoints.shape[-2:] != (NUM_JOINTS, 2) or keypoints.shape[:-1] != scores.shape or keypoints.ndim not in (3, 4):
             raise ValueError(
@@ -121,12 +141,16 @@ class Predictor:
             raise ValueError("keypoints and scores must be finite, with at least one frame")
         if not fps > 0:
             raise ValueError(f"fps must be positive, got {fps!r}")
-        pre = self.preprocessing
-        pose = stored_pose(keypoints, scores, img_shape)
-        return clip_windows(
-            pose, float(fps), target_fps=pre["fps"], window=pre["window"], stride=pre["eval_stride"], test_flip=pre["test_flip"],
-            pad=pre.get("pad", "edge"),  # bundles exported before data.pad existed padded by repeating the last frame
-        )
+        return stored_pose(keypoints, scores, img_shape)
+
+    def gait_features(
+        self, keypoints: np.ndarray, scores: np.ndarray, fps: float, img_shape: Sequence[float] | None = None
+    ) -> np.ndarray | None:
+        """[F] float32 the clip's clinical gait features (NaN where a measure has no data), or None
+        for a model that does not read them."""
+        if not self.reads_gait_features:
+            return None
+        return clinical_features(self._stored(keypoints, scores, fps, img_shape), float(fps))
 
     def predict(
         self, keypoints: np.ndarray, scores: np.ndarray, fps: float, prior: Any = None, img_shape: Sequence[float] | None = None
@@ -134,7 +158,12 @@ class Predictor:
         """One clip: every evaluation window scored once, mean logits -> softmax."""
         windows = self.windows(keypoints, scores, fps, img_shape)
         priors = np.repeat(prior_vector(prior, self.default_prior)[None], len(windows), axis=0)
-        logits = np.concatenate([self._logits(windows[i : i + 64], priors[i : i + 64]) for i in range(0, len(windows), 64)])
+        features = self.gait_features(keypoints, scores, fps, img_shape)
+        per_window = None if features is None else np.repeat(features[None], len(windows), axis=0)
+        logits = np.concatenate([
+            self._logits(windows[i : i + 64], priors[i : i + 64], None if per_window is None else per_window[i : i + 64])
+            for i in range(0, len(windows), 64)
+        ])
         logits = merge_class_logits(logits, self.class_groups)
         return ClipPrediction(self.class_names, clip_probabilities(logits), logits)
 

@@ -18,9 +18,10 @@ import optax
 from absl import logging
 from flax import nnx
 
+from asd_jax.base.gait import FEATURE_FPS
 from asd_jax.base.labels import model_outputs
 from asd_jax.data.folds import FoldData
-from asd_jax.data.gait_features import FEATURE_FPS, FeatureCache
+from asd_jax.data.gait_features import FeatureCache
 from asd_jax.models import build_model, reads_gait_features
 from asd_jax.models.layers import feature_statistics
 from asd_jax.models.variables import flat_state, with_values

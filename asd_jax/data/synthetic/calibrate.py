@@ -22,9 +22,9 @@ from sklearn.metrics import accuracy_score, cohen_kappa_score, f1_score
 from sklearn.model_selection import StratifiedGroupKFold
 from tqdm import tqdm
 
+from asd_jax.base.gait import summary_features
 from asd_jax.base.labels import parse_label_map
 from asd_jax.base.skeleton import REGION_NAMES
-from asd_jax.data.gait_features import summary_features
 from asd_jax.data.synthetic.cohort import generate_cohort
 from asd_jax.data.synthetic.observe import SIGNS
 from asd_jax.data.synthetic.params import DIAGNOSES, CohortParams
