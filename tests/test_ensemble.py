@@ -1,4 +1,5 @@
-"""Score fusion of finished cross-validations (asd_jax/evaluation/ensemble.py, asd_jax.modes.ensemble)."""
+"""Score fusion of finished cross-validations, and of --mode=predict folders for new patients
+(asd_jax/evaluation/ensemble.py, asd_jax.modes.ensemble)."""
 
 from __future__ import annotations
 
@@ -166,7 +167,7 @@ def test_unfinished_or_too_few_members_are_refused_with_one_line(tmp_path, capsy
     with pytest.raises(SystemExit) as stopped:
         ensemble_mode.main([str(a), "--out", str(tmp_path / "ens")])
     assert stopped.value.code == 1
-    assert capsys.readouterr().err == "error: an ensemble needs two or more finished cross-validations, got 1\n"
+    assert capsys.readouterr().err == "error: an ensemble needs two or more members (finished CVs or --mode=predict folders), got 1\n"
 
 
 def test_the_command_line_writes_and_prints_the_ensembles_tables(tmp_path, capsys):
@@ -177,3 +178,63 @@ def test_the_command_line_writes_and_prints_the_ensembles_tables(tmp_path, capsy
     assert json.loads((tmp_path / "ens" / "report" / "results.json").read_text())["members"] == [str(a), str(b)]
     assert (tmp_path / "ens" / "report" / "predictions_patients.csv").exists()
     assert (tmp_path / "ens" / "report" / "roc_patient.png").stat().st_size > 0
+
+
+NEW_CLIPS = [("N1_c1", "N1"), ("N1_c2", "N1"), ("N2_c1", "N2")]
+
+
+def write_predicted(folder, probs, classes=CLASSES, clips=NEW_CLIPS):
+    """A --mode=predict output folder: unlabelled clip predictions with a gait parameter."""
+    ids = np.array([c for c, _ in clips])
+    predictions = aggregate.Predictions(ids, np.zeros(len(ids), np.int64), np.asarray(probs, float))
+    gait = {c: {"cadence_steps_per_min": 100.0 + i} for i, (c, _) in enumerate(clips)}
+    folder.mkdir(parents=True)
+    report.write_predictions(folder / "predictions_clips.csv", "clip", predictions, classes, dict(clips), gait, labelled=False)
+    return folder
+
+
+def read_rows(path):
+    with path.open(newline="") as f:
+        return {r.get("clip_id", r["patient_id"]): r for r in csv.DictReader(f)}
+
+
+def test_predict_folders_fuse_into_the_new_patients_diagnoses(tmp_path, capsys):
+    a = write_predicted(tmp_path / "seed_0", [[0.6, 0.3, 0.1], [0.2, 0.7, 0.1], [0.1, 0.1, 0.8]])
+    b = write_predicted(tmp_path / "seed_1", [[0.2, 0.7, 0.1], [0.2, 0.5, 0.3], [0.3, 0.1, 0.6]])
+    ensemble_mode.main([str(a), str(b), "--out", str(tmp_path / "fused")])
+    clips = read_rows(tmp_path / "fused" / "predictions_clips.csv")
+    assert float(clips["N1_c1"]["p_DHS"]) == pytest.approx(0.5) and clips["N1_c1"]["prediction"] == "DHS"
+    assert float(clips["N2_c1"]["cadence_steps_per_min"]) == 102.0  # the clip's gait parameters stay
+    patients = read_rows(tmp_path / "fused" / "predictions_patients.csv")
+    # N1: fused clips [0.4, 0.5, 0.1] and [0.2, 0.6, 0.2] -> [0.3, 0.55, 0.15]
+    assert [float(patients["N1"][f"p_{c}"]) for c in CLASSES] == pytest.approx([0.3, 0.55, 0.15])
+    assert patients["N2"]["prediction"] == "LCS_HipOA" and "label" not in patients["N2"]
+    assert json.loads((tmp_path / "fused" / "ensemble.json").read_text())["members"] == [str(a), str(b)]
+    printed = capsys.readouterr().out
+    assert re.search(r"N1\s+DHS\s+0.300\s+0.550\s+0.150", printed), printed
+
+
+def test_predict_folders_of_other_clips_or_classes_and_taken_outputs_are_refused_with_one_line(tmp_path, capsys):
+    a = write_predicted(tmp_path / "a", np.full((3, 3), 1 / 3))
+    other_clips = write_predicted(tmp_path / "b", np.full((3, 3), 1 / 3), clips=[*NEW_CLIPS[:2], ("N3_c1", "N3")])
+    other_classes = write_predicted(tmp_path / "c", np.full((3, 2), 0.5), classes=("ASD", "DHS"))
+    cv_run = write_member(tmp_path / "cv", A)
+    for member, message in (
+        (other_clips, "b/predictions_clips.csv: tested on other clips than"),
+        (other_classes, r"c: predicts \['ASD', 'DHS'\], but .*a predicts \['ASD', 'DHS', 'LCS_HipOA'\]"),
+        (cv_run, "cv: not a --mode=predict output folder; fuse predictions with predictions, CVs with CVs"),
+    ):
+        with pytest.raises(SystemExit):
+            ensemble_mode.main([str(a), str(member), "--out", str(tmp_path / "fused")])
+        assert re.fullmatch(rf"error: .*{message}.*\n", capsys.readouterr().err)
+    assert not (tmp_path / "fused").exists()
+    b = write_predicted(tmp_path / "d", np.full((3, 3), 1 / 3))
+    ensemble_mode.main([str(a), str(b), "--out", str(tmp_path / "fused")])
+    before = (tmp_path / "fused" / "predictions_patients.csv").read_text()
+    with pytest.raises(SystemExit):
+        ensemble_mode.main([str(a), str(b), "--out", str(tmp_path / "fused")])
+    assert "already holds predictions (predictions_clips.csv, predictions_patients.csv, ensemble.json)" in capsys.readouterr().err
+    assert (tmp_path / "fused" / "predictions_patients.csv").read_text() == before
+    (a / "predictions_clips.csv").write_text("clip_id,patient_id,label,prediction,p_ASD\nx,P1,ASD,ASD,1\n")
+    with pytest.raises(RunStateError, match=r"a/predictions_clips.csv: cannot be read as --mode=predict's clip predictions"):
+        ensemble.fuse_predicted([a, b], tmp_path / "fused2")

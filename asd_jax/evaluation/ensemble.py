@@ -5,10 +5,14 @@ prediction for a clip is the equal-weight mean of its members' class probabiliti
 read from the members' test reports: nothing is fitted and no member is evaluated again. Patients
 follow from clips as for any single model. (Choosing the members by their CV scores would be
 choosing on test patients: decide the members first.)
+
+The same fusion diagnoses new patients: `fuse_predicted` averages the clip probabilities of
+--mode=predict folders of the same clips, one per trained run (e.g. one per training seed).
 """
 
 from __future__ import annotations
 
+import csv
 import json
 from pathlib import Path
 from typing import Any
@@ -16,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from asd_jax.base.errors import RunStateError
-from asd_jax.base.files import check_output_folder
+from asd_jax.base.files import check_output_folder, write_atomically
 from asd_jax.evaluation import aggregate, metrics, predict, protocol, report
 
 
@@ -77,7 +81,7 @@ def fuse_fold(member_dirs: list[Path], fold: int, class_names: tuple[str, ...]) 
 def check_members(member_dirs: list[Path], out: Path) -> None:
     """Two or more distinct members, and an `out` that is no member, holds none and is not a run."""
     if len(member_dirs) < 2:
-        raise RunStateError(f"an ensemble needs two or more finished cross-validations, got {len(member_dirs)}")
+        raise RunStateError(f"an ensemble needs two or more members (finished CVs or --mode=predict folders), got {len(member_dirs)}")
     check_output_folder(out)
     resolved = [d.resolve() for d in member_dirs]
     twice = [str(d) for d, path in zip(member_dirs, resolved) if resolved.count(path) > 1]
@@ -127,3 +131,55 @@ def run_ensemble(member_dirs: list[Path], out: Path, *, seed: int = 0, num_sampl
     summary = report.cv_summary(fold_reports, report_dirs, seed=seed, num_samples=num_samples)
     report.write_cv_summary(out / protocol.REPORT_DIR, summary, fold_reports, members=members)
     return summary
+
+
+ENSEMBLE_FILE = "ensemble.json"
+
+
+def is_predicted(folder: Path) -> bool:
+    """Whether `folder` is a --mode=predict output (clip predictions, no CV report)."""
+    return (folder / report.PREDICTION_FILES[0]).exists() and not (folder / protocol.REPORT_DIR / "results.json").exists()
+
+
+def read_predicted(path: Path) -> tuple[tuple[str, ...], aggregate.Predictions, np.ndarray, dict[str, dict[str, float]]]:
+    """A --mode=predict clip table: its classes (the p_<class> columns), its clips (labels 0:
+    nothing reads them), each clip's patient, and each clip's other columns (its gait parameters)."""
+    try:
+        with path.open(newline="") as f:
+            reader = csv.DictReader(f)
+            rows, columns = list(reader), list(reader.fieldnames or ())
+        class_names = tuple(c.removeprefix("p_") for c in columns if c.startswith("p_"))
+        if "label" in columns or not class_names or not rows:
+            raise ValueError("not the clip table --mode=predict writes (unlabelled clips with p_<class> columns)")
+        probs = np.array([[float(r[f"p_{c}"]) for c in class_names] for r in rows])
+        fixed = {"clip_id", "patient_id", "prediction", *(f"p_{c}" for c in class_names)}
+        extras = {r["clip_id"]: {c: float(r[c]) for c in columns if c not in fixed} for r in rows}
+        ids, patients = np.array([r["clip_id"] for r in rows]), np.array([r["patient_id"] for r in rows])
+    except (OSError, ValueError, KeyError, TypeError) as err:
+        raise RunStateError(f"{path}: cannot be read as --mode=predict's clip predictions ({type(err).__name__}: {err})") from None
+    return class_names, aggregate.Predictions(ids, np.zeros(len(ids), np.int64), probs), patients, extras
+
+
+def fuse_predicted(member_dirs: list[Path], out: Path) -> dict[str, Any]:
+    """Fuses --mode=predict folders of the same clips into `out` (predictions_clips.csv and
+    predictions_patients.csv as --mode=predict writes them, and ensemble.json naming the members);
+    returns the class names, clips and patients. Never writes over earlier predictions."""
+    check_members(member_dirs, out)
+    clips_file, patients_file = report.PREDICTION_FILES
+    taken = [name for name in (*report.PREDICTION_FILES, ENSEMBLE_FILE) if (out / name).exists()]
+    if taken:
+        raise RunStateError(f"{out} already holds predictions ({', '.join(taken)}); choose another --out or move them away first")
+    read = [read_predicted(d / clips_file) for d in member_dirs]
+    class_names = read[0][0]
+    for member, (names, *_) in zip(member_dirs, read):
+        if names != class_names:
+            raise RunStateError(f"{member}: predicts {list(names)}, but {member_dirs[0]} predicts {list(class_names)}")
+    clips, patient_of_rows = fuse([r[1] for r in read], [r[2] for r in read], [str(d / clips_file) for d in member_dirs])
+    patients = aggregate.patients_from_clips(clips, patient_of_rows)
+    patient_of = dict(zip(clips.ids.tolist(), patient_of_rows.tolist()))
+    out.mkdir(parents=True, exist_ok=True)
+    report.write_predictions(out / clips_file, "clip", clips, class_names, patient_of, read[0][3], labelled=False)
+    report.write_predictions(out / patients_file, "patient", patients, class_names, patient_of, labelled=False)
+    manifest = {"members": [str(d) for d in member_dirs], "class_names": list(class_names)}
+    write_atomically(out / ENSEMBLE_FILE, json.dumps(manifest, indent=2))
+    return {"class_names": class_names, "clips": clips, "patients": patients}

@@ -22,11 +22,30 @@ LEVELS = ("clip", "patient")
 POOLED_ROWS = ("predictions", "patients", "folds")  # cv_summary's per-row arrays: CSVs, not results.json
 
 
+# One row per clip and one per patient: the file names of every prediction table (write_predictions).
+PREDICTION_FILES = ("predictions_clips.csv", "predictions_patients.csv")
+
+
 def text_table(rows: list[dict], columns: list[str]) -> str:
     """Right-aligned plain-text table for the console."""
     widths = [max(len(c), *(len(str(r[c])) for r in rows)) for c in columns]
     line = lambda values: "  ".join(str(v).rjust(w) for v, w in zip(values, widths))  # noqa: E731
     return "\n".join([line(columns), line("-" * w for w in widths)] + [line(r[c] for c in columns) for r in rows])
+
+
+def patients_text(patients: aggregate.Predictions, class_names: tuple[str, ...], clips: dict[str, int] | None = None) -> str:
+    """The console's patients' table of a diagnosis of new patients: predicted class, probabilities
+    and, given, how many clips each patient walked."""
+    rows = [
+        {
+            "patient": p,
+            "predicted": class_names[pred],
+            **{f"p_{c}": f"{v:.3f}" for c, v in zip(class_names, probs)},
+            **({"clips": clips[p]} if clips is not None else {}),
+        }
+        for p, pred, probs in zip(patients.ids, patients.preds, patients.probs)
+    ]
+    return text_table(rows, list(rows[0]))
 
 
 def fold_payload(

@@ -9,6 +9,15 @@ joint, bone and motion streams, or models of different families. A clip's ensemb
 the equal-weight mean of its members' class probabilities (asd_jax/evaluation/ensemble.py): no
 weight is tuned, so no test patient picks anything. Writes `<out>/fold_<k>/report` and the pooled
 `<out>/report` exactly as --mode=cv does, and prints the patient- and clip-level table.
+
+New patients, diagnosed by several trained runs (e.g. one per training seed): give their
+--mode=predict folders of the same clips instead, and the same fusion writes
+`<out>/predictions_clips.csv` and `predictions_patients.csv` and prints the patients' table:
+
+  for SEED in 0 1 2 3 4; do
+    python launch.py --mode=predict --workdir runs/seed_$SEED --input new_patients/ --out predicted/seed_$SEED
+  done
+  python -m asd_jax.modes.ensemble --out predicted/fused predicted/seed_*
 """
 
 from __future__ import annotations
@@ -22,14 +31,23 @@ from asd_jax.evaluation import ensemble, report
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("members", nargs="+", type=Path, help="finished --mode=cv run folders")
+    parser.add_argument("members", nargs="+", type=Path, help="finished --mode=cv run folders, or --mode=predict output folders")
     parser.add_argument("--out", type=Path, required=True, help="the ensemble's run folder")
     parser.add_argument("--seed", type=int, default=0, help="seed of the patient bootstrap behind the 95%% CIs")
     parser.add_argument("--bootstrap-samples", type=int, default=1000)
     args = parser.parse_args(argv)
     if args.bootstrap_samples < 1:
         parser.error(f"--bootstrap-samples={args.bootstrap_samples}: the 95% CIs need at least 1 resample")
+    predicted = [ensemble.is_predicted(member) for member in args.members]
     try:
+        if any(predicted):
+            if not all(predicted):
+                mixed = ", ".join(str(m) for m, p in zip(args.members, predicted) if not p)
+                raise UserError(f"{mixed}: not a --mode=predict output folder; fuse predictions with predictions, CVs with CVs")
+            fused = ensemble.fuse_predicted(args.members, args.out)
+            print(report.patients_text(fused["patients"], fused["class_names"]))
+            print(f"\nwritten to {args.out}")
+            return
         summary = ensemble.run_ensemble(args.members, args.out, seed=args.seed, num_samples=args.bootstrap_samples)
     except UserError as err:
         exit_with_error(str(err))

@@ -37,7 +37,6 @@ from asd_jax.modes import explain, pose
 from asd_jax.training import checkpointing, parallel, setup
 
 TEST_TIME_FIELDS = ("eval_batch_size", "test_flip", "default_prior")  # of config.data, taken from --config
-PREDICTIONS = ("predictions_clips.csv", "predictions_patients.csv")
 FIGURES, KEYPOINTS, OUT_DIR = "figures", "keypoints", "predict"
 
 
@@ -54,7 +53,7 @@ def predict_config(workdir: Path, override: ml_collections.ConfigDict | None) ->
 def check_free(out: Path, *, videos: bool) -> None:
     """Refuses to write over earlier predictions (or keypoints): one error naming them all."""
     check_output_folder(out)
-    taken = [out / name for name in (*PREDICTIONS, FIGURES) if (out / name).exists()]
+    taken = [out / name for name in (*report.PREDICTION_FILES, FIGURES) if (out / name).exists()]
     if videos:
         taken += [out / KEYPOINTS / name for name in (skeletons.ANNOTATIONS, user_folder.CLIPS) if (out / KEYPOINTS / name).exists()]
     if taken:
@@ -111,32 +110,19 @@ def predict_folder(config: ml_collections.ConfigDict, workdir: Path, folder: Pat
             gait[clip_id] = gait_parameters(record["pose"], float(record["fps"]))
             clip_figure(config, fold, int(row), clips.probs[i], gait[clip_id], apply, out / FIGURES)
         patient_of = dict(zip(table.clip_id.tolist(), table.patient_id.tolist()))
-        report.write_predictions(out / PREDICTIONS[0], "clip", clips, class_names, patient_of, gait, labelled=False)
-        report.write_predictions(out / PREDICTIONS[1], "patient", patients, class_names, patient_of, labelled=False)
+        report.write_predictions(out / report.PREDICTION_FILES[0], "clip", clips, class_names, patient_of, gait, labelled=False)
+        report.write_predictions(out / report.PREDICTION_FILES[1], "patient", patients, class_names, patient_of, labelled=False)
     counts = dict(zip(*np.unique(table.patient_id[rows].astype(str), return_counts=True)))
     return {"selected_step": step, "class_names": class_names, "patients": patients, "clips": clips, "clips_per_patient": counts}
 
 
 def summary_text(result: dict[str, Any], workdir: Path, out: Path) -> str:
     """The patients' table (patient, predicted class, probabilities, clips) and where files went."""
-    patients, names = result["patients"], result["class_names"]
-    rows = [
-        {
-            "patient": p,
-            "predicted": names[pred],
-            **{f"p_{c}": f"{v:.3f}" for c, v in zip(names, probs)},
-            "clips": result["clips_per_patient"][p],
-        }
-        for p, pred, probs in zip(patients.ids, patients.preds, patients.probs)
-    ]
-    return "\n".join(
-        [
-            report.text_table(rows, list(rows[0])),
-            "",
-            f"{len(result['clips'].ids)} clip(s) of {len(rows)} patient(s), model of {workdir} (selected step {result['selected_step']}); "
-            f"wrote {out / PREDICTIONS[0]}, {out / PREDICTIONS[1]} and {out / FIGURES}/",
-        ]
-    )
+    patients, (clips_file, patients_file) = result["patients"], report.PREDICTION_FILES
+    written = f"wrote {out / clips_file}, {out / patients_file} and {out / FIGURES}/"
+    where = f"model of {workdir} (selected step {result['selected_step']}); {written}"
+    table = report.patients_text(patients, result["class_names"], result["clips_per_patient"])
+    return f"{table}\n\n{len(result['clips'].ids)} clip(s) of {len(patients.ids)} patient(s), {where}"
 
 
 def run_predict(config: ml_collections.ConfigDict | None, workdir: Path | None, source: Path | None, out: Path | None) -> dict[str, Any]:
