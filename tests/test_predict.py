@@ -198,6 +198,21 @@ print("ok")
     assert proc.returncode == 0 and proc.stdout.strip().endswith("ok"), proc.stderr[-3000:]
 
 
+def test_the_bare_network_snippets_give_the_reported_classes(trained, tmp_path):
+    """The export README's bare-network snippets (torch, then ONNX) on a model trained on four
+    classes and reported on three: both load, and their merged logits agree."""
+    deploy = shutil.copytree(trained / "export", tmp_path / "deploy")
+    bare = (deploy / "README.md").read_text().split("## The bare network", 1)[1]
+    torch_block, onnx_block = re.findall(r"```python\n(.*?)```", bare, re.S)[:2]
+    code = (
+        torch_block + "torch_reported = reported\n" + onnx_block
+        + "assert torch_reported.shape == reported.shape == (1, 3), reported.shape\n"
+        + "assert abs(torch_reported - reported).max() < 1e-5\nprint('ok')\n"
+    )
+    proc = run_without_jax(deploy, code)
+    assert proc.returncode == 0 and proc.stdout.strip().endswith("ok"), proc.stderr[-3000:]
+
+
 def test_a_mixed_diagnosis_patient_is_reported_per_class(trained, tiny_cohort, tmp_path):
     """An external test set in which patient P004 walked ASD and DHS clips: the trained run,
     whose data are gone, reports P004|ASD and P004|DHS as two patient-level units."""

@@ -144,23 +144,31 @@ Run from this folder (it imports `{PREDICTOR_FILE}` from here). It gives the sam
 ## The bare network
 
 `pose` float32 [batch, T, 17, 3] (x, y, score) normalised as `asd_predictor.normalize_pose` does
-(`Predictor.windows` returns them), `prior` float32 [batch, 5]{inputs}; output `logits` [batch, classes].
+(`Predictor.windows` returns them), `prior` float32 [batch, 5]{inputs}; output `logits` [batch, training
+classes]. A model trained on finer classes than it reports (`class_groups` in config.json not empty)
+has one logit per training class: `merge_class_logits` merges them into the classes above.
 
 ```python
 import json, torch
 from asd_twins import build_twin
+from asd_predictor import merge_class_logits
 
 manifest = json.load(open("config.json"))
-model = build_twin(manifest["model"], len(manifest["class_names"]))
+groups = manifest["class_groups"]  # training class -> reported class; empty: the same classes
+model = build_twin(manifest["model"], len(groups) or len(manifest["class_names"]))
 model.load_state_dict(torch.load("model.pt", weights_only=True))  # or safetensors.torch.load_file("model.safetensors")
 logits = model(torch.zeros(1, {pre['window']}, 17, 3), torch.full((1, 5), 0.2){torch_features})
+reported = merge_class_logits(logits.detach().numpy(), tuple(groups))  # [1, {len(class_names)}]: {", ".join(class_names)}
 ```
 
 ```python
-import numpy as np, onnxruntime
+import json, numpy as np, onnxruntime
+from asd_predictor import merge_class_logits
+
 session = onnxruntime.InferenceSession("model.onnx")
 pose, prior = np.zeros((1, {pre['window']}, 17, 3), np.float32), np.full((1, 5), 0.2, np.float32)
 logits, = session.run(None, {{"pose": pose, "prior": prior{onnx_features}}})
+reported = merge_class_logits(logits, tuple(json.load(open("config.json"))["class_groups"]))
 ```
 
 Back to JAX: `python launch.py --config <config> --mode=import --weights model.pt --workdir <new run>`.
