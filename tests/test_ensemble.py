@@ -161,9 +161,15 @@ def test_unfinished_or_too_few_members_are_refused_with_one_line(tmp_path, capsy
     a = write_member(tmp_path / "a", A)
     with pytest.raises(SystemExit) as stopped:
         ensemble_mode.main([str(a), str(tmp_path / "missing"), "--out", str(tmp_path / "ens")])
-    missing = re.escape(str(tmp_path / "missing" / "report" / "results.json"))
+    missing = re.escape(str(tmp_path / "missing"))
     assert stopped.value.code == 1
-    assert re.fullmatch(rf"error: {missing}: not found; .* --mode=cv first\)\n", capsys.readouterr().err)
+    expected = rf"error: {missing}: not found; give finished --mode=cv runs or --mode=predict output folders\n"
+    assert re.fullmatch(expected, capsys.readouterr().err)
+    (tmp_path / "unfinished").mkdir()
+    with pytest.raises(SystemExit):
+        ensemble_mode.main([str(a), str(tmp_path / "unfinished"), "--out", str(tmp_path / "ens")])
+    unfinished = re.escape(str(tmp_path / "unfinished" / "report" / "results.json"))
+    assert re.fullmatch(rf"error: {unfinished}: not found; .* --mode=cv first\)\n", capsys.readouterr().err)
     with pytest.raises(SystemExit) as stopped:
         ensemble_mode.main([str(a), "--out", str(tmp_path / "ens")])
     assert stopped.value.code == 1
@@ -211,7 +217,9 @@ def test_predict_folders_fuse_into_the_new_patients_diagnoses(tmp_path, capsys):
     assert patients["N2"]["prediction"] == "LCS_HipOA" and "label" not in patients["N2"]
     assert json.loads((tmp_path / "fused" / "ensemble.json").read_text())["members"] == [str(a), str(b)]
     printed = capsys.readouterr().out
-    assert re.search(r"N1\s+DHS\s+0.300\s+0.550\s+0.150", printed), printed
+    assert re.search(r"N1\s+DHS\s+0.300\s+0.550\s+0.150\s+2\n", printed), printed  # and N1's two clips
+    with pytest.raises(RunStateError, match="fused: an ensemble's predictions; fuse its members instead"):
+        ensemble.fuse_predicted([a, tmp_path / "fused"], tmp_path / "fused_again")
 
 
 def test_predict_folders_of_other_clips_or_classes_and_taken_outputs_are_refused_with_one_line(tmp_path, capsys):

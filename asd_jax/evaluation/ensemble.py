@@ -166,6 +166,9 @@ def fuse_predicted(member_dirs: list[Path], out: Path) -> dict[str, Any]:
     returns the class names, clips and patients. Never writes over earlier predictions."""
     check_members(member_dirs, out)
     clips_file, patients_file = report.PREDICTION_FILES
+    for member in member_dirs:
+        if (member / ENSEMBLE_FILE).exists():
+            raise RunStateError(f"{member}: an ensemble's predictions; fuse its members instead, each counts once")
     taken = [name for name in (*report.PREDICTION_FILES, ENSEMBLE_FILE) if (out / name).exists()]
     if taken:
         raise RunStateError(f"{out} already holds predictions ({', '.join(taken)}); choose another --out or move them away first")
@@ -182,4 +185,5 @@ def fuse_predicted(member_dirs: list[Path], out: Path) -> dict[str, Any]:
     report.write_predictions(out / patients_file, "patient", patients, class_names, patient_of, labelled=False)
     manifest = {"members": [str(d) for d in member_dirs], "class_names": list(class_names)}
     write_atomically(out / ENSEMBLE_FILE, json.dumps(manifest, indent=2))
-    return {"class_names": class_names, "clips": clips, "patients": patients}
+    counts = dict(zip(*np.unique(patient_of_rows.astype(str), return_counts=True)))
+    return {"class_names": class_names, "clips": clips, "patients": patients, "clips_per_patient": counts}

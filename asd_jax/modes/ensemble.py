@@ -30,22 +30,27 @@ from asd_jax.evaluation import ensemble, report
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m asd_jax.modes.ensemble", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("members", nargs="+", type=Path, help="finished --mode=cv run folders, or --mode=predict output folders")
     parser.add_argument("--out", type=Path, required=True, help="the ensemble's run folder")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the patient bootstrap behind the 95%% CIs")
-    parser.add_argument("--bootstrap-samples", type=int, default=1000)
+    parser.add_argument("--seed", type=int, default=0, help="seed of the patient bootstrap behind the 95%% CIs (CVs only)")
+    parser.add_argument("--bootstrap-samples", type=int, default=1000, help="resamples behind the 95%% CIs (CVs only)")
     args = parser.parse_args(argv)
     if args.bootstrap_samples < 1:
         parser.error(f"--bootstrap-samples={args.bootstrap_samples}: the 95% CIs need at least 1 resample")
     predicted = [ensemble.is_predicted(member) for member in args.members]
     try:
+        missing = [str(m) for m in args.members if not m.is_dir()]
+        if missing:
+            raise UserError(f"{', '.join(missing)}: not found; give finished --mode=cv runs or --mode=predict output folders")
         if any(predicted):
             if not all(predicted):
                 mixed = ", ".join(str(m) for m, p in zip(args.members, predicted) if not p)
                 raise UserError(f"{mixed}: not a --mode=predict output folder; fuse predictions with predictions, CVs with CVs")
             fused = ensemble.fuse_predicted(args.members, args.out)
-            print(report.patients_text(fused["patients"], fused["class_names"]))
+            print(report.patients_text(fused["patients"], fused["class_names"], fused["clips_per_patient"]))
             print(f"\nwritten to {args.out}")
             return
         summary = ensemble.run_ensemble(args.members, args.out, seed=args.seed, num_samples=args.bootstrap_samples)
