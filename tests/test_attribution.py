@@ -15,9 +15,10 @@ from asd_jax.evaluation import attribution
 from asd_jax.models import build_model
 
 HEAD = list(REGIONS["head"])
+NO_FEATURES = attribution.no_features(3)  # the batches below hold three windows
 
 
-def head_only(pose: jax.Array, prior: jax.Array) -> jax.Array:
+def head_only(pose: jax.Array, prior: jax.Array, features: jax.Array) -> jax.Array:
     """Logits that depend on the head's joints alone (their mean height and score)."""
     head = pose[:, :, HEAD]
     signal = (head[..., 1] * head[..., 2]).mean((1, 2)) * 3.0
@@ -42,7 +43,7 @@ def test_occlusion_attributes_a_head_only_model_to_the_head():
     pose = random_pose(np.random.default_rng(0))
     prior = np.full((3, 5), 0.2, np.float32)
     target = np.zeros(3, np.int32)
-    scores = np.abs(np.asarray(attribution.occlusion(head_only, pose, prior, target, bins=4)))  # [B, R, bins]
+    scores = np.abs(np.asarray(attribution.occlusion(head_only, pose, prior, NO_FEATURES, target, bins=4)))  # [B, R, bins]
     per_region = scores.sum(axis=(0, 2))
     assert per_region[REGION_NAMES.index("head")] / per_region.sum() > 0.999
     assert (scores[:, REGION_NAMES.index("head")] > 0).all()  # every time bin of the head matters
@@ -57,7 +58,7 @@ def test_integrated_gradients_add_up_to_the_explained_change():
     apply = attribution.model_apply(build_model(config, 3, nnx.Rngs(0)))
     pose = walking_pose(np.random.default_rng(1), frames=config.data.window)
     prior = np.full((3, 5), 0.2, np.float32)
-    ig, gap = attribution.integrated_gradients(apply, pose, prior, np.array([0, 1, 2], np.int32), steps=64)
+    ig, gap = attribution.integrated_gradients(apply, pose, prior, NO_FEATURES, np.array([0, 1, 2], np.int32), steps=64)
     total = np.asarray(ig).sum((1, 2))
     np.testing.assert_allclose(total, np.asarray(gap), rtol=0.02, atol=1e-3)
     assert np.abs(np.asarray(gap)).max() > 1e-3  # the check is not vacuous
@@ -71,10 +72,12 @@ def test_randomisation_check_flags_attributions_that_ignore_the_weights():
     trained = attribution.model_apply(build_model(config, 3, nnx.Rngs(0)))
     reinitialised = attribution.model_apply(build_model(config, 3, nnx.Rngs(7)))
     real = attribution.randomisation_check(
-        attribution.occlusion(trained, pose, prior, target), attribution.occlusion(reinitialised, pose, prior, target)
+        attribution.occlusion(trained, pose, prior, NO_FEATURES, target),
+        attribution.occlusion(reinitialised, pose, prior, NO_FEATURES, target),
     )
     blind = attribution.randomisation_check(
-        attribution.occlusion(head_only, pose, prior, target), attribution.occlusion(head_only, pose, prior, target)
+        attribution.occlusion(head_only, pose, prior, NO_FEATURES, target),
+        attribution.occlusion(head_only, pose, prior, NO_FEATURES, target),
     )
     assert blind == {"rank_correlation": 1.0, "passed": False}
     assert real["rank_correlation"] < 0.9
@@ -108,7 +111,7 @@ def test_deep_model_explanations_report_agreement_chance_and_randomisation():
     clips = [{"pose": stored[i], "fps": 30.0, "prior": prior, "label": i % 2} for i in range(4)]
     feet = list(REGIONS["foot"])
 
-    def feet_only(pose, prior):
+    def feet_only(pose, prior, features):
         signal = -(pose[:, :, feet, 1] * pose[:, :, feet, 2]).mean((1, 2)) * 3.0  # feet below the hips: y < 0
         return jnp.stack([signal, -signal, jnp.zeros_like(signal)], axis=-1)
 
@@ -139,3 +142,65 @@ def test_features_explanations_find_the_region_of_the_informative_features():
     assert set(report["feature_groups"]) == set(region_feature_groups())
     assert report["agreement"]["A"]["top_region_match"] == 1.0
     assert report["randomisation_check"]["passed"]  # a forest fit on shuffled labels ranks features differently
+
+
+def cadence_and_head(pose: jax.Array, prior: jax.Array, features: jax.Array) -> jax.Array:
+    """Logits from the head's joints and the cadence feature (a "foot" group column), a feature
+    hidden (NaN) read as 0 like the models' encoder reads it."""
+    from asd_jax.base.gait import CLINICAL_FEATURE_NAMES
+
+    cadence = features[:, CLINICAL_FEATURE_NAMES.index("cadence")]
+    signal = head_only(pose, prior, features)[:, 0] + 2.0 * jnp.where(jnp.isfinite(cadence), cadence, 0.0)
+    return jnp.stack([signal, -signal, jnp.zeros_like(signal)], axis=-1)
+
+
+def test_feature_and_stream_occlusion_find_what_a_model_reads():
+    """Hiding the cadence's group (foot) moves the prediction and no other group does; hiding the
+    whole pose and every feature each drop the class both streams vote for."""
+    from asd_jax.base.gait import CLINICAL_FEATURE_NAMES
+    from asd_jax.evaluation.explanations import FEATURE_GROUPS, feature_group_masks
+
+    rng = np.random.default_rng(6)
+    pose = random_pose(rng) * np.array([1.0, 0.0, 1.0], np.float32) + np.array([0.0, 1.0, 0.0], np.float32)  # head up: signal > 0
+    prior = np.full((3, 5), 0.2, np.float32)
+    features = np.ones((3, len(CLINICAL_FEATURE_NAMES)), np.float32)  # cadence +1 spread: votes for class 0 too
+    target = np.zeros(3, np.int32)
+    masks = feature_group_masks()
+    assert masks.shape == (len(FEATURE_GROUPS), len(CLINICAL_FEATURE_NAMES)) and masks.any(1).all()
+    groups = np.asarray(attribution.feature_occlusion(cadence_and_head, pose, prior, features, target, masks))  # [B, G]
+    foot = FEATURE_GROUPS.index("foot")
+    assert (groups[:, foot] > 0.05).all()
+    assert np.abs(np.delete(groups, foot, axis=1)).max() < 1e-6
+    streams = np.asarray(attribution.stream_occlusion(cadence_and_head, pose, prior, features, target))  # [B, 2]
+    assert (streams > 0.05).all()
+    without_cadence = np.asarray(attribution.stream_occlusion(head_only, pose, prior, features, target))
+    assert np.abs(without_cadence[:, attribution.STREAMS.index("gait_features")]).max() < 1e-6
+
+
+def test_a_gait_feature_model_is_explained_with_the_features_it_reads():
+    """A real gait-stream network (untrained weights): the clip explanation's feature-group
+    occlusion is the change in the network's own log-probability, averaged over the clip's
+    windows, when that group's features are unmeasured (NaN), computed here by calling it."""
+    from asd_jax.base.gait import CLINICAL_FEATURE_NAMES
+    from asd_jax.evaluation.explanations import clip_windows, explain_clip, feature_group_masks
+    from asd_jax.models import reported_logits
+
+    config = importlib.import_module("configs.cnn_clip_gait_bones_diagnoses").get_config("smoke")
+    model = build_model(config, 3, nnx.Rngs(0))
+    rng = np.random.default_rng(7)
+    stored = walking_pose(rng, batch=1, frames=int(config.data.window * 1.5))[0] * np.array([1.0, -1.0, 1.0], np.float32)
+    prior = np.full(5, 0.2, np.float32)
+    features = rng.normal(size=len(CLINICAL_FEATURE_NAMES)).astype(np.float32)
+    explained = explain_clip(attribution.model_apply(model), stored, config.data.fps, prior, config.data, features=features)
+
+    windows, _ = clip_windows(stored, config.data.fps, config.data)
+    priors = np.repeat(prior[None], len(windows), 0)
+
+    def log_p(gait: np.ndarray) -> np.ndarray:
+        out = model(jnp.asarray(windows), jnp.asarray(priors), features=jnp.asarray(np.repeat(gait[None], len(windows), 0)))
+        return np.asarray(jax.nn.log_softmax(reported_logits(model, out.logits)))[:, explained.target]
+
+    expected = [(log_p(features) - log_p(np.where(mask, np.nan, features))).mean() for mask in feature_group_masks()]
+    np.testing.assert_allclose(explained.feature_groups, expected, atol=1e-5)
+    assert np.abs(expected).max() > 1e-3  # the features matter to this network: the check is not vacuous
+    assert explained.streams.shape == (2,) and explained.region_time.shape[0] == len(REGION_NAMES)

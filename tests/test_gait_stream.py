@@ -1,7 +1,7 @@
 """crossattn and cnn with the clips' clinical gait features as a second input stream (model.gait_features):
 the standardisation by the training patients, the pipeline that carries the features, the PyTorch
 twin, and a smoke run end to end: predicted, exported with the features measured by the standalone
-predictor, and refused by --mode=explain."""
+predictor, and explained with both streams."""
 
 from __future__ import annotations
 
@@ -24,6 +24,7 @@ from test_predict import new_clips, predict_launch, read_csv, run_without_jax  #
 from asd_jax.base.errors import ConfigError
 from asd_jax.base.gait import CLINICAL_FEATURE_NAMES, clinical_features
 from asd_jax.data import folds, input_pipeline
+from asd_jax.evaluation.explanations import FEATURE_GROUPS
 from asd_jax.models import build_model
 from asd_jax.models.layers import GaitFeatureEncoder, feature_statistics
 from asd_jax.modes import export
@@ -161,11 +162,11 @@ def test_the_export_measures_the_gait_features_and_predicts_like_predict_mode(ga
     """Exported, a gait-stream model's predictor measures each clip's clinical gait features itself
     (bundled asd_jax/base/gait.py) and gives --mode=predict's clip and patient probabilities on new
     clips at two frame rates, without JAX or asd_jax; its ONNX graph takes the features as a third
-    input and agrees. --mode=explain still refuses the model in one line."""
+    input and agrees."""
     out = tmp_path / "predicted"
     proc = predict_launch(f"--workdir={gait_run}", f"--input={new_clips}", f"--out={out}")
     assert proc.returncode == 0, proc.stderr[-3000:]
-    assert len(list((out / "figures").glob("*_prediction.png"))) == 10  # skeleton and probabilities
+    assert len(list((out / "figures").glob("*_regions_time.png"))) == 10  # the pose's occlusion, the features kept
     proc = run_launch(gait_run, data_dir, config=f"configs/{CONFIG}.py:smoke", mode="export")
     assert proc.returncode == 0, proc.stderr[-3000:]
     manifest = json.loads((gait_run / export.EXPORT_DIR / "config.json").read_text())
@@ -196,6 +197,26 @@ for skeleton in skeletons:
             probabilities = got[level][row[key]]["probabilities"] if level == "clips" else got[level][row[key]]
             np.testing.assert_allclose([probabilities[c] for c in classes], [float(row[f"p_{c}"]) for c in classes], atol=1e-5)
 
+
+def test_explain_reports_what_the_pose_and_the_gait_features_carry(gait_run, data_dir):
+    """--mode=explain on a gait-stream run: the pose's occlusion (the features kept), the features'
+    occlusion by region with its agreement and randomisation check, each stream's share per
+    class and per chosen clip, and the features' figure."""
     proc = run_launch(gait_run, data_dir, config=f"configs/{CONFIG}.py:smoke", mode="explain")
-    assert proc.returncode != 0 and "would be explained only in part" in proc.stderr.strip().splitlines()[-1], proc.stderr[-2000:]
-    assert "Traceback" not in proc.stderr
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    out = gait_run / "report" / "explain"
+    report = json.loads((out / "explanations.json").read_text())
+    classes = ["ASD", "DHS", "LCS_HipOA"]
+    assert "the clip's gait features kept" in report["method"]
+    gait = report["gait_features"]
+    assert sorted(gait["mean_attribution"]) == classes and all(len(v) == 5 for v in gait["mean_attribution"].values())
+    assert list(gait["feature_groups"]) == list(FEATURE_GROUPS)
+    assert set(gait["randomisation_check"]) == {"rank_correlation", "passed"}
+    assert np.isfinite([v for row in gait["mean_attribution"].values() for v in row]).all()
+    for name in classes:
+        assert set(report["streams"][name]) == {"pose", "gait_features"}
+        assert np.isfinite(list(report["streams"][name].values())).all()
+    clips = report["clips"]
+    assert clips and all(set(c["streams"]) == {"pose", "gait_features"} and list(c["gait_feature_attribution"]) == list(FEATURE_GROUPS)
+                         for c in clips.values())
+    assert (out / "gait_feature_attribution_by_class.png").stat().st_size > 0

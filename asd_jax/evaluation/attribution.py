@@ -2,7 +2,11 @@
 
 - `occlusion`: hide a region's joints over a span of the window, as the pipeline hides a missing
   joint (coordinates and score 0), and measure the drop in the log-probability of the class
-  (region x time, for every model).
+  (region x time, for every model; a model that also reads the clip's gait features keeps them).
+- `feature_occlusion`: for a model that reads the clip's clinical gait features, hide groups of
+  them as the model reads a feature it could not measure (NaN: the training patients' median) and
+  measure the same drop; `stream_occlusion` hides the whole pose or every feature, which says how
+  much of a diagnosis each stream carries.
 - `integrated_gradients`: per joint and frame, the path integral of the gradient of that
   log-probability from a neutral, still standing pose (base.skeleton.neutral_pose; scores kept,
   so which joints are seen does not change along the path and the model is smooth on it; an
@@ -29,17 +33,25 @@ from scipy.stats import spearmanr
 from asd_jax.base.skeleton import NUM_JOINTS, NUM_REGIONS, neutral_pose, region_membership
 from asd_jax.models import reported_logits
 
-Apply = Callable[[jax.Array, jax.Array], jax.Array]  # (pose [B, T, 17, 3], prior [B, 5]) -> logits [B, C]
+# (pose [B, T, 17, 3], prior [B, 5], gait features [B, F]) -> logits [B, C]; F = 0 for a model
+# that reads no gait features, so every model has one signature and one compiled shape per batch.
+Apply = Callable[[jax.Array, jax.Array, jax.Array], jax.Array]
+
+
+def no_features(batch: int) -> np.ndarray:
+    """The gait-feature input [batch, 0] of a model that reads none."""
+    return np.zeros((batch, 0), np.float32)
 
 
 def model_apply(model: nnx.Module) -> Apply:
-    """A jitted, dropout-free forward pass of an NNX model: (pose, prior) -> logits of the
-    reported classes."""
+    """A jitted, dropout-free forward pass of an NNX model: (pose, prior, features) -> logits of
+    the reported classes."""
     graphdef, state = nnx.split(model)
 
-    def apply(pose: jax.Array, prior: jax.Array) -> jax.Array:
+    def apply(pose: jax.Array, prior: jax.Array, features: jax.Array) -> jax.Array:
         module = nnx.merge(graphdef, state)
-        return reported_logits(module, module(pose, prior).logits)
+        gait = {"features": features} if features.shape[-1] else {}
+        return reported_logits(module, module(pose, prior, **gait).logits)
 
     return jax.jit(apply)
 
@@ -55,36 +67,68 @@ def occlusion_masks(frames: int, bins: int) -> np.ndarray:
     return masks.reshape(NUM_REGIONS * bins, frames, NUM_JOINTS)
 
 
-def _target_log_prob(apply: Apply, pose: jax.Array, prior: jax.Array, target: jax.Array) -> jax.Array:
-    log_probs = jax.nn.log_softmax(apply(pose, prior).astype(jnp.float32))
+def _target_log_prob(apply: Apply, pose: jax.Array, prior: jax.Array, features: jax.Array, target: jax.Array) -> jax.Array:
+    log_probs = jax.nn.log_softmax(apply(pose, prior, features).astype(jnp.float32))
     return jnp.take_along_axis(log_probs, target[:, None], axis=1)[:, 0]
 
 
 @functools.partial(jax.jit, static_argnames=("apply", "bins"))
-def occlusion(apply: Apply, pose: jax.Array, prior: jax.Array, target: jax.Array, *, bins: int = 8) -> jax.Array:
+def occlusion(
+    apply: Apply, pose: jax.Array, prior: jax.Array, features: jax.Array, target: jax.Array, *, bins: int = 8
+) -> jax.Array:
     """[B, regions, bins]: log p(target) of the window minus that with the region hidden over the bin."""
     masks = jnp.asarray(occlusion_masks(pose.shape[1], bins))
-    full = _target_log_prob(apply, pose, prior, target)
-    hidden = jax.lax.map(lambda mask: _target_log_prob(apply, pose * mask[None, :, :, None], prior, target), masks)
+    full = _target_log_prob(apply, pose, prior, features, target)
+    hidden = jax.lax.map(lambda mask: _target_log_prob(apply, pose * mask[None, :, :, None], prior, features, target), masks)
     return (full[None] - hidden).T.reshape(pose.shape[0], NUM_REGIONS, bins)
+
+
+def hide_features(features: jax.Array, hidden: jax.Array) -> jax.Array:
+    """`features` [B, F] with the columns where `hidden` [F] is true unmeasured (NaN), which the
+    model's encoder reads as the training patients' median (models.layers.GaitFeatureEncoder)."""
+    return jnp.where(hidden[None], jnp.nan, features)
+
+
+@functools.partial(jax.jit, static_argnames=("apply",))
+def feature_occlusion(
+    apply: Apply, pose: jax.Array, prior: jax.Array, features: jax.Array, target: jax.Array, groups: jax.Array
+) -> jax.Array:
+    """[B, G]: log p(target) minus that with group g's gait features hidden (`groups` [G, F] true
+    for a group's columns); the pose is kept."""
+    full = _target_log_prob(apply, pose, prior, features, target)
+    hidden = jax.lax.map(lambda group: _target_log_prob(apply, pose, prior, hide_features(features, group), target), groups)
+    return (full[None] - hidden).T
+
+
+STREAMS = ("pose", "gait_features")
+
+
+@functools.partial(jax.jit, static_argnames=("apply",))
+def stream_occlusion(apply: Apply, pose: jax.Array, prior: jax.Array, features: jax.Array, target: jax.Array) -> jax.Array:
+    """[B, 2] (STREAMS): log p(target) minus that with every joint of every frame hidden (the
+    features kept), and minus that with every gait feature hidden (the pose kept)."""
+    full = _target_log_prob(apply, pose, prior, features, target)
+    without_pose = _target_log_prob(apply, jnp.zeros_like(pose), prior, features, target)
+    without_features = _target_log_prob(apply, pose, prior, hide_features(features, jnp.ones(features.shape[-1], bool)), target)
+    return jnp.stack([full - without_pose, full - without_features], axis=-1)
 
 
 @functools.partial(jax.jit, static_argnames=("apply", "steps"))
 def integrated_gradients(
-    apply: Apply, pose: jax.Array, prior: jax.Array, target: jax.Array, *, steps: int = 32
+    apply: Apply, pose: jax.Array, prior: jax.Array, features: jax.Array, target: jax.Array, *, steps: int = 32
 ) -> tuple[jax.Array, jax.Array]:
-    """([B, T, J] attributions, [B] f(input) - f(baseline)); midpoint rule over `steps`."""
+    """([B, T, J] attributions, [B] f(input) - f(baseline)); midpoint rule over `steps`; the
+    gait features, if any, stay as measured along the path."""
     xy = pose[..., :2]
     baseline = jnp.broadcast_to(jnp.asarray(neutral_pose()), xy.shape)
 
-    def total(path_xy: jax.Array) -> jax.Array:
-        return _target_log_prob(apply, pose.at[..., :2].set(path_xy), prior, target).sum()
+    def log_prob(path_xy: jax.Array) -> jax.Array:
+        return _target_log_prob(apply, pose.at[..., :2].set(path_xy), prior, features, target)
 
     alphas = (jnp.arange(steps, dtype=jnp.float32) + 0.5) / steps
-    grads = jax.lax.map(lambda a: jax.grad(total)(baseline + a * (xy - baseline)), alphas)
+    grads = jax.lax.map(lambda a: jax.grad(lambda p: log_prob(p).sum())(baseline + a * (xy - baseline)), alphas)
     attributions = ((xy - baseline) * grads.mean(0)).sum(-1)
-    gap = _target_log_prob(apply, pose, prior, target) - _target_log_prob(apply, pose.at[..., :2].set(baseline), prior, target)
-    return attributions, gap
+    return attributions, log_prob(xy) - log_prob(baseline)
 
 
 def region_scores(joint_attributions: np.ndarray) -> np.ndarray:

@@ -10,7 +10,9 @@ never on the attention map the clinical prior biases:
   same estimator fitted on shuffled labels);
 - the model-randomisation check (Adebayo et al. 2018): the rank correlation of the trained and the
   re-initialised model's attributions; high means the explanation shows the architecture or the
-  input, not what was learned.
+  input, not what was learned;
+- for a model that also reads the clip's gait features, the same for their occlusion by region,
+  and how much each stream carries (the whole pose hidden, every feature hidden).
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from sklearn.base import clone
 from asd_jax.base.gait import region_feature_groups
 from asd_jax.base.skeleton import REGION_NAMES
 from asd_jax.evaluation import attribution
-from asd_jax.evaluation.explanations import clip_occlusion
+from asd_jax.evaluation.explanations import FEATURE_GROUPS, clip_evidence
 from asd_jax.models.features import clip_log_probs
 
 
@@ -62,19 +64,53 @@ def per_class_mean(values: np.ndarray, labels: np.ndarray, num_classes: int) -> 
 def deep_model_explanations(
     trained, untrained, clips: list[dict[str, Any]], class_names: tuple[str, ...], data, *, bins: int = 8
 ) -> dict[str, Any]:
-    """`trained`/`untrained`: jitted (pose, prior) -> logits; `clips`: dicts with pose, fps, prior,
-    label of the test clips. Occlusion region x time per clip for its true class."""
-    maps = {name: np.stack([clip_occlusion(apply, c["pose"], c["fps"], c["prior"], c["label"], data, bins=bins) for c in clips])
-            for name, apply in (("trained", trained), ("untrained", untrained))}  # [N, regions, bins]
+    """`trained`/`untrained`: jitted (pose, prior, features) -> logits; `clips`: dicts with pose,
+    fps, prior, label of the test clips, and their gait features for a model that reads them.
+    Occlusion region x time per clip for its true class."""
+    evidence = {
+        name: [clip_evidence(apply, c["pose"], c["fps"], c["prior"], c["label"], data, features=c.get("features"), bins=bins)
+               for c in clips]
+        for name, apply in (("trained", trained), ("untrained", untrained))
+    }
+    maps = {name: np.stack([e["regions"] for e in clip_list]) for name, clip_list in evidence.items()}  # [N, regions, bins]
     labels = np.array([c["label"] for c in clips])
     priors = np.stack([c["prior"] for c in clips])
     region = {name: per_class_mean(m.mean(-1), labels, len(class_names)) for name, m in maps.items()}
-    return {
-        "method": f"occlusion: drop in log p(true class) when a region's joints are hidden over 1/{bins} of a window",
+    reads_features = "feature_groups" in evidence["trained"][0]
+    payload = {
+        "method": f"occlusion: drop in log p(true class) when a region's joints are hidden over 1/{bins} of a window"
+        + (", the clip's gait features kept" if reads_features else ""),
         "mean_attribution": dict(zip(class_names, np.asarray(region["trained"], float).round(5).tolist())),
         "agreement": class_agreement(region["trained"], region["untrained"], priors, labels, class_names),
         "randomisation_check": attribution.randomisation_check(maps["trained"], maps["untrained"]),
         "mean_prior": _mean_prior(priors, labels, class_names),
+    }
+    return payload | (gait_feature_explanations(evidence, labels, priors, class_names) if reads_features else {})
+
+
+def gait_feature_explanations(
+    evidence: dict[str, list[dict[str, np.ndarray]]], labels: np.ndarray, priors: np.ndarray, class_names: tuple[str, ...]
+) -> dict[str, Any]:
+    """What the gait-feature stream of a model that also reads it contributes: per class, the
+    occlusion of each rater region's features (agreement, chance and randomisation as for the
+    pose), each group's mean over the clips, and the share of each stream."""
+    groups = {name: np.stack([e["feature_groups"] for e in clip_list]) for name, clip_list in evidence.items()}  # [N, groups]
+    rater = [FEATURE_GROUPS.index(name) for name in REGION_NAMES]
+    region = {name: per_class_mean(g[:, rater], labels, len(class_names)) for name, g in groups.items()}
+    streams = per_class_mean(np.stack([e["streams"] for e in evidence["trained"]]), labels, len(class_names))
+    return {
+        "gait_features": {
+            "method": "occlusion: drop in log p(true class) when a region's gait features are hidden (read as the "
+            "training patients' median, as a feature that could not be measured is), the pose kept",
+            "mean_attribution": dict(zip(class_names, np.asarray(region["trained"], float).round(5).tolist())),
+            "feature_groups": dict(zip(FEATURE_GROUPS, groups["trained"].mean(0).round(5).tolist())),
+            "agreement": class_agreement(region["trained"], region["untrained"], priors, labels, class_names),
+            "randomisation_check": attribution.randomisation_check(groups["trained"], groups["untrained"]),
+        },
+        "streams": {
+            "method": "drop in log p(true class) when the whole pose (every joint of every frame) or every gait feature is hidden",
+            **{name: dict(zip(attribution.STREAMS, row.round(5).tolist())) for name, row in zip(class_names, streams)},
+        },
     }
 
 

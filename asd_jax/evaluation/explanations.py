@@ -1,6 +1,7 @@
 """One clip's explanation, as `--mode=explain` and `--mode=predict` draw it: occlusion attributions
 over regions and time, integrated gradients over joints and frames (asd_jax/evaluation/attribution.py),
-computed per evaluation window and laid back onto the clip's frames.
+computed per evaluation window and laid back onto the clip's frames; for a model that also reads
+the clip's gait features, their occlusion by region and how much each stream carries.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import functools
 import numpy as np
 
 from asd_jax.base import preprocess
+from asd_jax.base.gait import CLINICAL_FEATURE_NAMES, region_feature_groups
 from asd_jax.base.skeleton import NUM_JOINTS, REGIONS
 from asd_jax.evaluation import attribution
 
@@ -31,11 +33,24 @@ class ClipExplanation:
     region_time: np.ndarray  # [regions, frames] occlusion: drop in log p(target) when hidden
     joint_frame: np.ndarray | None  # [frames, joints] integrated gradients (when asked for)
     completeness_gap: float  # |sum of IG - (f(input) - f(baseline))|, averaged over windows
+    feature_groups: np.ndarray | None = None  # [FEATURE_GROUPS] gait-feature occlusion (models that read them)
+    streams: np.ndarray | None = None  # [attribution.STREAMS] the whole pose, every gait feature hidden
 
     @property
     def region(self) -> np.ndarray:
         """[regions] mean occlusion attribution over the clip."""
         return self.region_time.mean(-1)
+
+
+FEATURE_GROUPS = tuple(region_feature_groups())  # the rater regions' gait features, and the knees'
+
+
+def feature_group_masks() -> np.ndarray:
+    """[FEATURE_GROUPS, CLINICAL_FEATURE_NAMES] true for each group's columns."""
+    masks = np.zeros((len(FEATURE_GROUPS), len(CLINICAL_FEATURE_NAMES)), bool)
+    for g, columns in enumerate(region_feature_groups().values()):
+        masks[g, columns] = True
+    return masks
 
 
 def windows_to_frames(values: np.ndarray, starts: np.ndarray, num_frames: int, window: int) -> np.ndarray:
@@ -63,36 +78,59 @@ def clip_windows(pose: np.ndarray, fps: float, data) -> tuple[np.ndarray, np.nda
 
 
 def explain_clip(
-    apply, pose: np.ndarray, fps: float, prior: np.ndarray, data, *, bins: int = 8, integrated: bool = False, target: int | None = None
+    apply, pose: np.ndarray, fps: float, prior: np.ndarray, data, *, features: np.ndarray | None = None, bins: int = 8,
+    integrated: bool = False, target: int | None = None,
 ) -> ClipExplanation:
-    """Attributions of one stored clip (pose [T, 17, 3] at `fps`) for its predicted class (or
-    `target`), over the windows evaluation cuts (`data`: the run's config.data)."""
+    """Attributions of one stored clip (pose [T, 17, 3] at `fps`, and its gait features [F] for a
+    model that reads them) for its predicted class (or `target`), over the windows evaluation cuts
+    (`data`: the run's config.data)."""
     windows, starts = clip_windows(pose, fps, data)
     frames = preprocess.resampled_length(len(pose), float(fps), data.fps)
-    priors = np.repeat(np.asarray(prior, np.float32)[None], len(windows), axis=0)
+    priors, gait = window_inputs(prior, features, len(windows))
     if target is None:
-        target = int(np.argmax(in_chunks(apply, windows, priors).mean(0)))
-    occluded, targets = _window_occlusion(apply, windows, priors, target, bins)  # [W, R, bins]
+        target = int(np.argmax(in_chunks(apply, windows, priors, gait).mean(0)))
+    targets = np.full(len(windows), target, np.int32)
+    occluded = in_chunks(functools.partial(attribution.occlusion, apply, bins=bins), windows, priors, gait, targets)  # [W, R, bins]
     region_time = windows_to_frames(bins_to_frames(occluded, data.window), starts, frames, data.window)
     joint_frame, gap = None, float("nan")
     if integrated:
-        ig, delta = in_chunks(functools.partial(attribution.integrated_gradients, apply), windows, priors, targets)
+        ig, delta = in_chunks(functools.partial(attribution.integrated_gradients, apply), windows, priors, gait, targets)
         joint_frame = windows_to_frames(ig.transpose(0, 2, 1), starts, frames, data.window).T
         gap = float(np.abs(ig.sum((1, 2)) - delta).mean())
-    return ClipExplanation(target, region_time, joint_frame, gap)
+    groups, streams = feature_evidence(apply, windows, priors, gait, targets) if features is not None else (None, None)
+    return ClipExplanation(target, region_time, joint_frame, gap, groups, streams)
 
 
-def clip_occlusion(apply, pose: np.ndarray, fps: float, prior: np.ndarray, target: int, data, *, bins: int = 8) -> np.ndarray:
-    """[regions, bins] occlusion of one clip for `target`, averaged over its windows (window-relative
-    time): the unit the cohort statistics and sanity checks compare."""
+def clip_evidence(
+    apply, pose: np.ndarray, fps: float, prior: np.ndarray, target: int, data, *, features: np.ndarray | None = None, bins: int = 8
+) -> dict[str, np.ndarray]:
+    """One clip's attributions for `target`, averaged over its windows (window-relative time), the
+    unit the cohort statistics and sanity checks compare: "regions" [regions, bins] and, with
+    `features`, "feature_groups" [FEATURE_GROUPS] and "streams" [STREAMS]."""
     windows, _ = clip_windows(pose, fps, data)
-    priors = np.repeat(np.asarray(prior, np.float32)[None], len(windows), axis=0)
-    return _window_occlusion(apply, windows, priors, target, bins)[0].mean(0)
-
-
-def _window_occlusion(apply, windows: np.ndarray, priors: np.ndarray, target: int, bins: int) -> tuple[np.ndarray, np.ndarray]:
+    priors, gait = window_inputs(prior, features, len(windows))
     targets = np.full(len(windows), target, np.int32)
-    return in_chunks(functools.partial(attribution.occlusion, apply, bins=bins), windows, priors, targets), targets
+    evidence = {"regions": in_chunks(functools.partial(attribution.occlusion, apply, bins=bins), windows, priors, gait, targets).mean(0)}
+    if features is not None:
+        evidence["feature_groups"], evidence["streams"] = feature_evidence(apply, windows, priors, gait, targets)
+    return evidence
+
+
+def window_inputs(prior: np.ndarray, features: np.ndarray | None, num_windows: int) -> tuple[np.ndarray, np.ndarray]:
+    """A clip's prior and gait features (none: [W, 0]) repeated for each of its windows."""
+    priors = np.repeat(np.asarray(prior, np.float32)[None], num_windows, axis=0)
+    if features is None:
+        return priors, attribution.no_features(num_windows)
+    return priors, np.repeat(np.asarray(features, np.float32)[None], num_windows, axis=0)
+
+
+def feature_evidence(
+    apply, windows: np.ndarray, priors: np.ndarray, gait: np.ndarray, targets: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """([FEATURE_GROUPS], [STREAMS]) occlusions of a gait-feature model, averaged over the windows."""
+    groups = functools.partial(attribution.feature_occlusion, apply, groups=feature_group_masks())
+    return (in_chunks(groups, windows, priors, gait, targets).mean(0),
+            in_chunks(functools.partial(attribution.stream_occlusion, apply), windows, priors, gait, targets).mean(0))
 
 
 CHUNK = 8  # windows per jitted call: one compiled shape whatever a clip's length

@@ -231,12 +231,14 @@ def _region_bars(values: np.ndarray, class_names: tuple[str, ...], path: Path, p
     return save(fig, path)
 
 
-def attribution_by_class(attribution: np.ndarray, class_names: tuple[str, ...], path: Path, prior: np.ndarray | None = None) -> Path:
+def attribution_by_class(
+    attribution: np.ndarray, class_names: tuple[str, ...], path: Path, prior: np.ndarray | None = None, label: str = "model attribution"
+) -> Path:
     """Mean region attribution per class ([classes, 5]), each row scaled to sum(|value|) = 1 so
     classes with stronger effects do not hide the pattern of weaker ones; the raters' prior
     ([classes, 5], scaled alike) beside it only when given and finite."""
     prior = None if prior is None else _unit_rows(prior)
-    return _region_bars(_unit_rows(attribution), class_names, path, prior, "model attribution", "share of |attribution|")
+    return _region_bars(_unit_rows(attribution), class_names, path, prior, label, "share of |attribution|")
 
 
 def _unit_rows(rows: np.ndarray) -> np.ndarray:

@@ -8,7 +8,10 @@ model (`explain.clip_id`, or the first `explain.per_class` test clips of each cl
 time occlusion heatmap with the heel strikes marked, key frames whose joints are coloured by
 integrated gradients, an animated GIF of the first clip and its gait parameters. For attention
 models the attention map is reported too, as what it is: biased towards the raters' regions by
-construction (the prior enters its logits), so it is not the explanation.
+construction (the prior enters its logits), so it is not the explanation. A model that also reads
+the clip's clinical gait features is explained with its features kept as measured, and its
+features are explained too: their occlusion by region (hidden as an unmeasured feature is read)
+and how much of each diagnosis the pose and the features carry.
 Written to `<workdir>/report/explain/` (explanations.json and figures).
 """
 
@@ -25,14 +28,14 @@ from flax import nnx
 
 from asd_jax.base.errors import ConfigError
 from asd_jax.base.files import write_atomically
-from asd_jax.base.gait import gait_parameters, heel_strikes
+from asd_jax.base.gait import FEATURE_FPS, gait_parameters, heel_strikes
 from asd_jax.base.labels import task_groups
 from asd_jax.base.preprocess import normalize_pose, resample_fps
 from asd_jax.base.skeleton import REGION_NAMES
 from asd_jax.data import folds
 from asd_jax.data.gait_features import FeatureCache
 from asd_jax.evaluation import attribution, explanation_report, plots, predict
-from asd_jax.evaluation.explanations import explain_clip, joint_weights
+from asd_jax.evaluation.explanations import FEATURE_GROUPS, explain_clip, joint_weights
 from asd_jax.evaluation.protocol import FEATURES
 from asd_jax.models import build_model, reads_gait_features
 from asd_jax.training import checkpointing, fit_features, setup
@@ -52,23 +55,21 @@ def chosen_rows(config: ml_collections.ConfigDict, fold) -> np.ndarray:
     return np.concatenate([test[table.label[test] == c][: config.explain.per_class] for c in range(len(fold.class_names))])
 
 
-def test_clips(fold, rows: np.ndarray) -> list[dict[str, Any]]:
-    """The stored pose, fps, raters' prior and true class of each of `rows`."""
+def test_clips(fold, rows: np.ndarray, features: FeatureCache | None = None) -> list[dict[str, Any]]:
+    """The stored pose, fps, raters' prior and true class of each of `rows`, and their clinical
+    gait features when `features` (the cache of a model that reads them) is given."""
     table = fold.table
+    measured = features.matrix(rows) if features is not None else [None] * len(rows)
     out = []
-    for row in rows:
+    for row, gait in zip(rows, measured, strict=True):
         record = fold.source[int(table.record[row])]
         out.append({"pose": np.asarray(record["pose"], np.float32), "fps": float(record["fps"]),
-                    "prior": np.asarray(record["prior"], np.float32), "label": int(table.label[row]), "clip_id": str(table.clip_id[row])})
+                    "prior": np.asarray(record["prior"], np.float32), "label": int(table.label[row]), "clip_id": str(table.clip_id[row]),
+                    "features": gait})
     return out
 
 
 def explain(config: ml_collections.ConfigDict, workdir: Path) -> dict[str, Any]:
-    if reads_gait_features(config):  # occluding the pose would leave the features' share unexplained
-        raise ConfigError(
-            "--mode=explain occludes the pose; a model that also reads the clips' gait features "
-            "(model.gait_features) would be explained only in part, so it is not explained"
-        )
     checkpointing.load_run_config(workdir)  # a trained run, before its splits or explanations are written
     fold = folds.prepare_fold(config, workdir)
     out_dir = workdir.joinpath(*OUT_DIR)
@@ -83,6 +84,11 @@ def explain(config: ml_collections.ConfigDict, workdir: Path) -> dict[str, Any]:
         plots.attribution_by_class(
             np.array(list(payload["mean_attribution"].values())), fold.class_names, out_dir / "attribution_by_class.png", prior=prior
         )
+        if "gait_features" in payload:
+            plots.attribution_by_class(
+                np.array(list(payload["gait_features"]["mean_attribution"].values())), fold.class_names,
+                out_dir / "gait_feature_attribution_by_class.png", prior=prior, label="gait-feature attribution",
+            )
         write_atomically(out_dir / "explanations.json", json.dumps({"regions": list(REGION_NAMES), **payload}, indent=2))
     return {"agreement": payload["agreement"], "randomisation_check": payload["randomisation_check"], "written_to": str(out_dir)}
 
@@ -104,20 +110,22 @@ def explain_pose_model(config: ml_collections.ConfigDict, workdir: Path, fold, o
     model, step = setup.restore_model(config, workdir, num_classes)
     trained = attribution.model_apply(model)
     untrained = attribution.model_apply(build_model(config, num_classes, nnx.Rngs(config.seed + 1)))
-    clips = test_clips(fold, fold.split.test)
+    features = FeatureCache(fold.source, fold.table, FEATURE_FPS) if reads_gait_features(config) else None
+    clips = test_clips(fold, fold.split.test, features)
     payload = explanation_report.deep_model_explanations(trained, untrained, clips, fold.class_names, config.data)
     chosen = {}
-    for i, clip in enumerate(test_clips(fold, chosen_rows(config, fold))):
+    for i, clip in enumerate(test_clips(fold, chosen_rows(config, fold), features)):
         chosen[clip["clip_id"]] = explain_one(trained, clip, fold.class_names, config.data, out_dir, gif=i == 0)
     sample = clips[0]
-    has_attention = model(normalize_pose(sample["pose"][: config.data.window])[None], sample["prior"][None]).attention is not None
+    gait = {} if sample["features"] is None else {"features": sample["features"][None]}
+    has_attention = model(normalize_pose(sample["pose"][: config.data.window])[None], sample["prior"][None], **gait).attention is not None
     attention = prior_biased_attention(config, workdir, fold) if has_attention else None
     return {"selected_step": step, **payload, "clips": chosen, **({"attention_prior_biased": attention} if attention else {})}
 
 
 def explain_one(apply, clip: dict[str, Any], class_names: tuple[str, ...], data, out_dir: Path, *, gif: bool) -> dict[str, Any]:
     """Figures and numbers of one clip, explained for the class the model predicts."""
-    ex = explain_clip(apply, clip["pose"], clip["fps"], clip["prior"], data, integrated=True)
+    ex = explain_clip(apply, clip["pose"], clip["fps"], clip["prior"], data, features=clip["features"], integrated=True)
     pose = normalize_pose(resample_fps(clip["pose"], clip["fps"], data.fps))
     gait = gait_parameters(clip["pose"], clip["fps"])
     predicted, clip_id = class_names[ex.target], clip["clip_id"]
@@ -131,6 +139,10 @@ def explain_one(apply, clip: dict[str, Any], class_names: tuple[str, ...], data,
         "integrated_gradients_completeness_gap": round(ex.completeness_gap, 6),
         "prior": dict(zip(REGION_NAMES, clip["prior"].round(4).tolist())),
         "gait": gait,
+        **({} if ex.streams is None else {
+            "gait_feature_attribution": dict(zip(FEATURE_GROUPS, np.asarray(ex.feature_groups, float).round(5).tolist())),
+            "streams": dict(zip(attribution.STREAMS, np.asarray(ex.streams, float).round(5).tolist())),
+        }),
     }
 
 

@@ -28,7 +28,7 @@ from tqdm import tqdm
 
 from asd_jax.base.errors import UserDataError, UserError
 from asd_jax.base.files import check_output_folder
-from asd_jax.base.gait import gait_parameters
+from asd_jax.base.gait import clinical_features, gait_parameters
 from asd_jax.data import folds, input_pipeline, skeletons, splits, transforms, user_folder
 from asd_jax.evaluation import aggregate, attribution, plots, protocol, report
 from asd_jax.evaluation.explanations import explain_clip
@@ -75,7 +75,9 @@ def load_clips(folder: Path, config: ml_collections.ConfigDict, class_names: tup
 
 def clip_figure(config, fold: folds.FoldData, row: int, probs: np.ndarray, gait: dict[str, float], apply, out_dir: Path) -> None:
     """The clip's explanation for its predicted class: region x time occlusion and key frames
-    (explain.draw_clip) for pose-only models (`apply`), else its skeleton beside its probabilities."""
+    (explain.draw_clip) for deep models (`apply`; one that also reads the clip's gait features
+    keeps them and says in the title how much the pose and the features carry), else (`features`)
+    its skeleton beside its probabilities."""
     clip = input_pipeline.load_clip(fold.source, fold.table, row, config.data.fps)
     normalised = transforms.normalize_pose(clip["pose"])
     clip_id, target = str(fold.table.clip_id[row]), int(np.argmax(probs))
@@ -84,7 +86,10 @@ def clip_figure(config, fold: folds.FoldData, row: int, probs: np.ndarray, gait:
         plots.skeleton_probabilities(normalised, probs, fold.class_names, out_dir / f"{clip_id}_prediction.png", title)
         return
     record = fold.source[int(fold.table.record[row])]
-    attributions = explain_clip(apply, record["pose"], float(record["fps"]), clip["prior"], config.data, target=target)
+    features = clinical_features(record["pose"], float(record["fps"])) if reads_gait_features(config) else None
+    attributions = explain_clip(apply, record["pose"], float(record["fps"]), clip["prior"], config.data, features=features, target=target)
+    if attributions.streams is not None:
+        title += "\nevidence, the drop in log p when hidden: whole pose {:+.2f}, every gait feature {:+.2f}".format(*attributions.streams)
     explain.draw_clip(normalised, attributions.region_time, None, config.data.fps, out_dir, clip_id, title)
 
 
@@ -98,8 +103,7 @@ def predict_folder(config: ml_collections.ConfigDict, workdir: Path, folder: Pat
     clips = aggregate.clips_from_windows(windows["logits"], windows["clip_index"], rows, table.clip_id, table.label)
     patients = aggregate.patients_from_clips(clips, table.patient_id[rows])  # no labels: one unit per patient
     apply = None
-    # occlusion figures need the model itself, and a pose that is all it reads (--mode=explain)
-    if config.model.name != protocol.FEATURES and not reads_gait_features(config):
+    if config.model.name != protocol.FEATURES:  # occlusion figures need the model itself
         apply = attribution.model_apply(setup.restore_model(config, workdir, len(class_names))[0])
     gait = {}
     if jax.process_index() == 0:
