@@ -9,6 +9,9 @@ import functools
 import json
 import re
 import shutil
+import subprocess
+import sys
+from pathlib import Path
 
 import jax
 import jax.numpy as jnp
@@ -19,7 +22,14 @@ from flax import nnx
 from test_export import TOLERANCE, inputs, randomized_flax, smoke_config
 from test_input_pipeline import setup  # noqa: F401 - the pipeline's fixture
 from test_launch import run_launch
-from test_predict import new_clips, predict_launch, read_csv, run_without_jax  # noqa: F401 - new_clips: the new patients' fixture
+from test_predict import (  # noqa: F401 - new_clips, trained, predicted: test_predict's fixtures
+    new_clips,
+    predict_launch,
+    predicted,
+    read_csv,
+    run_without_jax,
+    trained,
+)
 
 from asd_jax.base.errors import ConfigError
 from asd_jax.base.gait import CLINICAL_FEATURE_NAMES, clinical_features
@@ -158,23 +168,37 @@ def test_a_run_standardises_by_its_training_patients_only(gait_run, data_dir):
     assert 0.0 <= results["headline"]["patient_macro_f1"] <= 1.0
 
 
-def test_the_export_measures_the_gait_features_and_predicts_like_predict_mode(gait_run, data_dir, new_clips, tmp_path):  # noqa: F811
+@pytest.fixture(scope="module")
+def gait_predicted(gait_run, new_clips, tmp_path_factory) -> Path:  # noqa: F811
+    """The gait run's --mode=predict folder of the new patients' clips."""
+    out = tmp_path_factory.mktemp("gait_predicted") / "predicted"
+    proc = predict_launch(f"--workdir={gait_run}", f"--input={new_clips}", f"--out={out}")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return out
+
+
+@pytest.fixture(scope="module")
+def gait_exported(gait_run, data_dir) -> Path:
+    proc = run_launch(gait_run, data_dir, config=f"configs/{CONFIG}.py:smoke", mode="export")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return gait_run / export.EXPORT_DIR
+
+
+def test_the_export_measures_the_gait_features_and_predicts_like_predict_mode(
+    gait_run, gait_predicted, gait_exported, new_clips, tmp_path  # noqa: F811
+):
     """Exported, a gait-stream model's predictor measures each clip's clinical gait features itself
     (bundled asd_jax/base/gait.py) and gives --mode=predict's clip and patient probabilities on new
     clips at two frame rates, without JAX or asd_jax; its ONNX graph takes the features as a third
     input and agrees."""
-    out = tmp_path / "predicted"
-    proc = predict_launch(f"--workdir={gait_run}", f"--input={new_clips}", f"--out={out}")
-    assert proc.returncode == 0, proc.stderr[-3000:]
+    out = gait_predicted
     assert len(list((out / "figures").glob("*_regions_time.png"))) == 10  # the pose's occlusion, the features kept
-    proc = run_launch(gait_run, data_dir, config=f"configs/{CONFIG}.py:smoke", mode="export")
-    assert proc.returncode == 0, proc.stderr[-3000:]
     manifest = json.loads((gait_run / export.EXPORT_DIR / "config.json").read_text())
     assert manifest["parity"]["max_abs_logit_diff_torch_vs_jax"] <= export.PARITY_TOLERANCE
     assert manifest["parity"]["max_abs_logit_diff_onnx_vs_torch"] <= export.PARITY_TOLERANCE
     assert "features" in manifest["input"]
 
-    deploy = shutil.copytree(gait_run / export.EXPORT_DIR, tmp_path / "deploy")  # outside the repository
+    deploy = shutil.copytree(gait_exported, tmp_path / "deploy")  # outside the repository
     shutil.copytree(new_clips, deploy / "keypoints")
     snippet = re.search(r"## Predict.*?```python\n(.*?)```", (deploy / "README.md").read_text(), re.S).group(1)
     onnx_check = f"""
@@ -192,6 +216,50 @@ for skeleton in skeletons:
     classes = ("ASD", "DHS", "LCS_HipOA")
     for level, key in (("clips", "clip_id"), ("patients", "patient_id")):
         rows = read_csv(out / f"predictions_{level}.csv")
+        assert sorted(got[level]) == sorted(row[key] for row in rows)
+        for row in rows:
+            probabilities = got[level][row[key]]["probabilities"] if level == "clips" else got[level][row[key]]
+            np.testing.assert_allclose([probabilities[c] for c in classes], [float(row[f"p_{c}"]) for c in classes], atol=1e-5)
+
+
+def test_exports_of_two_runs_diagnose_together_like_the_fused_predict_folders(
+    gait_exported, gait_predicted, trained, predicted, new_clips, tmp_path  # noqa: F811
+):
+    """Two runs of one task (the gait-stream crossattn and test_predict's plain one), each exported:
+    the export README's Ensemble, run without JAX, gives the clip and patient probabilities of
+    `python -m asd_jax.modes.ensemble` fusing their --mode=predict folders; exports that report
+    other classes are refused in one line."""
+    fused = tmp_path / "fused"
+    proc = subprocess.run(
+        [sys.executable, "-m", "asd_jax.modes.ensemble", f"--out={fused}", str(gait_predicted), str(predicted[0])],
+        capture_output=True, text=True, timeout=600,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    members = tmp_path / "members"
+    deploy = shutil.copytree(gait_exported, members / "gait")
+    shutil.copytree(trained / export.EXPORT_DIR, members / "plain")
+    other = shutil.copytree(trained / export.EXPORT_DIR, members / "other_classes")
+    manifest = json.loads((other / "config.json").read_text())
+    (other / "config.json").write_text(json.dumps(manifest | {"class_names": ["A", "B", "C"]}))
+    shutil.copytree(new_clips, deploy / "keypoints")
+    readme = (deploy / "README.md").read_text()
+    snippet = re.search(r"## Predict.*?```python\n(.*?)```", readme, re.S).group(1)
+    ensemble = re.search(r"## Several exported runs.*?```python\n(.*?)```", readme, re.S).group(1)
+    assert 'Ensemble([".", "../seed_1_export", "../seed_2_export"])' in ensemble
+    code = ensemble.replace('"../seed_1_export", "../seed_2_export"', '"../plain"') + snippet.replace('predictor = Predictor(".")', "")
+    code += """
+try:
+    Ensemble([".", "../other_classes"])
+except ValueError as err:
+    print("refused:", err)
+"""
+    proc = run_without_jax(deploy, code)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "refused: ../other_classes: reports classes ['A', 'B', 'C'], . ['ASD', 'DHS', 'LCS_HipOA']" in proc.stdout
+    got = json.loads((deploy / "predictions.json").read_text())
+    classes = ("ASD", "DHS", "LCS_HipOA")
+    for level, key in (("clips", "clip_id"), ("patients", "patient_id")):
+        rows = read_csv(fused / f"predictions_{level}.csv")
         assert sorted(got[level]) == sorted(row[key] for row in rows)
         for row in rows:
             probabilities = got[level][row[key]]["probabilities"] if level == "clips" else got[level][row[key]]

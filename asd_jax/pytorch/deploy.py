@@ -109,12 +109,17 @@ def contract(pre: dict[str, Any], gait_features: bool) -> str:
   their clips' probabilities.{features}"""
 
 
+ENSEMBLE_SNIPPET = """\
+from asd_predictor import Ensemble
+
+predictor = Ensemble([".", "../seed_1_export", "../seed_2_export"])  # in place of Predictor("."): the same calls
+"""
+
+
 def readme(model_name: str, class_names: Sequence[str], pre: dict[str, Any], window_multiple: int, gait_features: int) -> str:
-    """The export folder's README; its python snippet is run by tests/test_predict.py."""
+    """The export folder's README; its python snippets are run by tests/test_predict.py and
+    tests/test_gait_stream.py."""
     lengths = f"any multiple of {window_multiple} frames" if window_multiple else f"exactly {pre['window']} frames"
-    inputs = f", `features` float32 [batch, {gait_features}] (`Predictor.gait_features` measures them)" if gait_features else ""
-    torch_features = f", torch.zeros(1, {gait_features})" if gait_features else ""
-    onnx_features = f', "features": np.zeros((1, {gait_features}), np.float32)' if gait_features else ""
     return f"""# Exported {model_name} model
 
 Weights of the checkpoint chosen on validation patients, converted from JAX/Flax, with everything
@@ -141,7 +146,28 @@ Run from this folder (it imports `{PREDICTOR_FILE}` from here). It gives the sam
 
 {contract(pre, bool(gait_features))}
 
-## The bare network
+## Several exported runs, one diagnosis
+
+Exports of the same task (e.g. one config trained with several seeds, each run exported) diagnose
+together: in the snippet above, replace `Predictor(".")` by
+
+```python
+{ENSEMBLE_SNIPPET}```
+
+A clip's probabilities are then the mean of the members' clip probabilities (`result.members`
+holds each member's), a patient's the mean over their clips: what `python -m asd_jax.modes.ensemble`
+computes from the runs' `--mode=predict` folders. The members must report the same classes;
+this folder's `{PREDICTOR_FILE}` runs them all.
+
+{bare_network(class_names, pre, gait_features)}"""
+
+
+def bare_network(class_names: Sequence[str], pre: dict[str, Any], gait_features: int) -> str:
+    """The README's section on calling the network itself (torch, then ONNX)."""
+    inputs = f", `features` float32 [batch, {gait_features}] (`Predictor.gait_features` measures them)" if gait_features else ""
+    torch_features = f", torch.zeros(1, {gait_features})" if gait_features else ""
+    onnx_features = f', "features": np.zeros((1, {gait_features}), np.float32)' if gait_features else ""
+    return f"""## The bare network
 
 `pose` float32 [batch, T, 17, 3] (x, y, score) normalised as `asd_predictor.normalize_pose` does
 (`Predictor.windows` returns them), `prior` float32 [batch, 5]{inputs}; output `logits` [batch, training

@@ -10,6 +10,8 @@ weights run by the PyTorch twin or by onnxruntime.
     clip = predictor.predict(keypoints, scores, fps, prior=None, img_shape=None)
     clip.probabilities, clip.prediction               # [classes] float64, the most probable class name
     predictor.patient([clip, ...])                    # a patient: the mean of their clips' probabilities
+    Ensemble([folder, ...])                            # several exports (e.g. one per training seed) as one
+                                                       # predictor: a clip's probabilities are their mean
 
 - keypoints [T, 17, 2] (or [M, T, 17, 2]: the most confident person is used), COCO-17 order,
   in pixels or 0-1 per image axis; scores [T, 17] (or [M, T, 17]) in [0, 1]; a joint scoring
@@ -45,11 +47,13 @@ BACKENDS = ("torch", "onnx")
 @dataclasses.dataclass(frozen=True)
 class ClipPrediction:
     """One clip's result: class probabilities (softmax of the mean window logits, merged into the
-    reported classes when the model was trained on finer ones)."""
+    reported classes when the model was trained on finer ones; for an Ensemble, the mean of its
+    members' probabilities, each member's result in `members`)."""
 
     class_names: tuple[str, ...]
     probabilities: np.ndarray
-    window_logits: np.ndarray
+    window_logits: np.ndarray | None  # None for an Ensemble's clip: its members cut their own windows
+    members: tuple[ClipPrediction, ...] = ()
 
     @property
     def prediction(self) -> str:
@@ -170,6 +174,33 @@ class Predictor:
     def patient(self, clips: Sequence[ClipPrediction]) -> np.ndarray:
         """A patient's class probabilities: the mean of their clips' probabilities."""
         return mean_probabilities(np.stack([clip.probabilities for clip in clips]))
+
+
+class Ensemble:
+    """Several exported runs of one task (e.g. the same config trained with several seeds) as one
+    predictor with Predictor's interface: a clip's probabilities are the equal-weight mean of the
+    members' clip probabilities, a patient's the mean of those over their clips, the fusion of
+    `python -m asd_jax.modes.ensemble`. The members may be different models; they must report the
+    same classes. The bundle this class is imported from runs every member."""
+
+    def __init__(self, folders: Sequence[str | Path], backend: str = "torch"):
+        if len(folders) < 2:
+            raise ValueError(f"an ensemble needs at least two export folders, got {len(folders)}")
+        self.members = [Predictor(folder, backend) for folder in folders]
+        self.class_names = self.members[0].class_names
+        for folder, member in zip(folders, self.members):
+            if member.class_names != self.class_names:
+                raise ValueError(f"{folder}: reports classes {list(member.class_names)}, {folders[0]} {list(self.class_names)}")
+
+    def predict(
+        self, keypoints: np.ndarray, scores: np.ndarray, fps: float, prior: Any = None, img_shape: Sequence[float] | None = None
+    ) -> ClipPrediction:
+        """One clip scored by every member (each with its own windows, prior default and features)."""
+        results = tuple(member.predict(keypoints, scores, fps, prior, img_shape) for member in self.members)
+        probabilities = mean_probabilities(np.stack([result.probabilities for result in results]))
+        return ClipPrediction(self.class_names, probabilities, None, results)
+
+    patient = Predictor.patient  # a patient: the mean of their clips' fused probabilities
 
 
 _DEFAULT: dict[str, Predictor] = {}
