@@ -57,7 +57,7 @@ def get_data_config() -> ml_collections.ConfigDict:
     data.pad = "edge"
     data.test_flip = False  # Also evaluate every window mirrored (left <-> right) and average the logits.
     data.fps = 30.0  # Clips at other frame rates are resampled to this.
-    data.sampling = "over"  # Class balancing of training batches: 'over', 'under' or 'none'.
+    data.sampling = "over"  # Class balancing of training batches: 'over', 'under', 'none' or 'patient' (patients too).
     data.batch_size = 64  # Global batch, split over all devices of all processes.
     data.eval_batch_size = 128
     data.worker_count = 0  # grain worker processes (0 = in the main process).

@@ -58,7 +58,7 @@ def test_a_batch_holds_exactly_its_examples_made_one_at_a_time(setup):
     assert len({bool(examples.draw(position)["mirrored"]) for position in range(8, 16)}) == 2
 
 
-@pytest.mark.parametrize("sampling", ["over", "under", "none"])
+@pytest.mark.parametrize("sampling", ["over", "under", "none", "patient"])
 def test_class_balancing(setup, sampling):
     source, table, data = setup
     data = data.copy_and_resolve_references()
@@ -71,6 +71,25 @@ def test_class_balancing(setup, sampling):
         np.testing.assert_allclose(share, natural, atol=0.02)
     else:
         np.testing.assert_allclose(share, np.full(3, 1 / 3), atol=0.02)
+
+
+def test_patient_sampling_draws_every_patient_of_a_class_equally():
+    """Class 0: patient a with 6 clips, b with 2; class 1: patient c with 3 clips. 'over' gives each
+    class 8 rows; 'patient' splits class 0's 8 as 4 and 4 (b's two clips twice each, a's four
+    distinct) and gives c 8 rows (every clip twice before any a third time)."""
+    labels = np.array([0] * 8 + [1] * 3)
+    patients = np.array(["a"] * 6 + ["b"] * 2 + ["c"] * 3)
+    rows = np.arange(11)
+    epoch = input_pipeline.epoch_rows(labels, patients, rows, "patient", np.random.default_rng(0))
+    drawn = dict(zip(*np.unique(patients[epoch], return_counts=True)))
+    assert drawn == {"a": 4, "b": 4, "c": 8}
+    per_clip = np.bincount(epoch, minlength=11)
+    assert sorted(per_clip[:6]) == [0, 0, 1, 1, 1, 1] and per_clip[6:8].tolist() == [2, 2]
+    assert sorted(per_clip[8:]) == [2, 3, 3]
+    over = input_pipeline.epoch_rows(labels, patients, rows, "over", np.random.default_rng(0))
+    assert dict(zip(*np.unique(patients[over], return_counts=True)))["b"] == 2  # clips drawn as they come: b weighs 2 of 8
+    uneven = input_pipeline.epoch_rows(np.zeros(5, int), np.array(list("aabbc")), np.arange(5), "patient", np.random.default_rng(1))
+    assert sorted(np.unique(np.array(list("aabbc"))[uneven], return_counts=True)[1].tolist()) == [1, 2, 2]  # 5 = 2 + 2 + 1
 
 
 def test_restored_iterator_state_gives_the_same_batches_bitwise(setup):

@@ -25,7 +25,7 @@ from asd_jax.base.skeleton import default_prior
 from asd_jax.data import transforms
 from asd_jax.data.splits import ClipTable
 
-SAMPLING = ("over", "under", "none")
+SAMPLING = ("over", "under", "none", "patient")
 UNBOUNDED = 2**48  # positions of the infinite training stream
 
 
@@ -35,14 +35,19 @@ def local_batch_size(batch_size: int, process_count: int) -> int:
     return batch_size // process_count
 
 
-def epoch_rows(labels: np.ndarray, rows: np.ndarray, sampling: str, rng: np.random.Generator) -> np.ndarray:
-    """One epoch of table rows, class-balanced by `sampling`, shuffled."""
+def epoch_rows(labels: np.ndarray, patients: np.ndarray, rows: np.ndarray, sampling: str, rng: np.random.Generator) -> np.ndarray:
+    """One epoch of table rows, class-balanced by `sampling`, shuffled. 'patient' balances the
+    patients of a class as well (each class as many rows as 'over' gives it, shared equally among
+    its patients), so a patient filmed 50 times weighs no more than one filmed 10 times: the unit
+    a diagnosis is scored on."""
     if sampling not in SAMPLING:
         raise ConfigError(f"data.sampling={sampling!r}: expected one of {SAMPLING}")
     if sampling == "none":
         return rng.permutation(rows)
     by_class = [rows[labels[rows] == c] for c in np.unique(labels[rows])]
-    target = max(map(len, by_class)) if sampling == "over" else min(map(len, by_class))
+    target = max(map(len, by_class)) if sampling in ("over", "patient") else min(map(len, by_class))
+    if sampling == "patient":
+        return rng.permutation(np.concatenate([patient_balanced(members, patients, target, rng) for members in by_class]))
     chosen = [
         np.concatenate([rng.permutation(members), rng.choice(members, target - len(members))])
         if target > len(members)
@@ -50,6 +55,18 @@ def epoch_rows(labels: np.ndarray, rows: np.ndarray, sampling: str, rng: np.rand
         for members in by_class
     ]
     return rng.permutation(np.concatenate(chosen))
+
+
+def patient_balanced(members: np.ndarray, patients: np.ndarray, count: int, rng: np.random.Generator) -> np.ndarray:
+    """`count` rows of `members` (one class's rows), each patient drawn count // patients times
+    (a random count % patients of them once more), every clip of a patient once before any twice."""
+    ids = np.unique(patients[members])
+    shares = np.full(len(ids), count // len(ids)) + np.isin(np.arange(len(ids)), rng.permutation(len(ids))[: count % len(ids)])
+    drawn = []
+    for patient, share in zip(ids, shares, strict=True):
+        clips = members[patients[members] == patient]
+        drawn.append(np.concatenate([rng.permutation(clips) for _ in range(-(-share // len(clips)))])[:share])
+    return np.concatenate(drawn)
 
 
 def checked_pad(data: ml_collections.ConfigDict) -> str:
@@ -100,12 +117,12 @@ class TrainExamples:
 
     @functools.cached_property
     def epoch_length(self) -> int:
-        return len(epoch_rows(self.table.train_label, self.rows, self.data.sampling, np.random.default_rng(0)))
+        return len(epoch_rows(self.table.train_label, self.table.patient_id, self.rows, self.data.sampling, np.random.default_rng(0)))
 
     @functools.lru_cache(maxsize=4)
     def epoch(self, index: int) -> np.ndarray:
         rng = np.random.default_rng([self.seed, 0, index])
-        return epoch_rows(self.table.train_label, self.rows, self.data.sampling, rng)
+        return epoch_rows(self.table.train_label, self.table.patient_id, self.rows, self.data.sampling, rng)
 
     @functools.cached_property
     def settings(self) -> dict[str, Any]:
