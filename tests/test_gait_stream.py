@@ -168,6 +168,19 @@ def test_a_run_standardises_by_its_training_patients_only(gait_run, data_dir):
     assert 0.0 <= results["headline"]["patient_macro_f1"] <= 1.0
 
 
+def assert_same_predictions(snippet_output: Path, prediction_folder: Path) -> None:
+    """The export snippet's predictions.json holds the clip and patient probabilities of a
+    --mode=predict (or fused) folder's CSV files, to 1e-5."""
+    got = json.loads(snippet_output.read_text())
+    classes = ("ASD", "DHS", "LCS_HipOA")
+    for level, key in (("clips", "clip_id"), ("patients", "patient_id")):
+        rows = read_csv(prediction_folder / f"predictions_{level}.csv")
+        assert sorted(got[level]) == sorted(row[key] for row in rows)
+        for row in rows:
+            probabilities = got[level][row[key]]["probabilities"] if level == "clips" else got[level][row[key]]
+            np.testing.assert_allclose([probabilities[c] for c in classes], [float(row[f"p_{c}"]) for c in classes], atol=1e-5)
+
+
 @pytest.fixture(scope="module")
 def gait_predicted(gait_run, new_clips, tmp_path_factory) -> Path:  # noqa: F811
     """The gait run's --mode=predict folder of the new patients' clips."""
@@ -212,14 +225,7 @@ for skeleton in skeletons:
 """
     proc = run_without_jax(deploy, snippet + onnx_check)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    got = json.loads((deploy / "predictions.json").read_text())
-    classes = ("ASD", "DHS", "LCS_HipOA")
-    for level, key in (("clips", "clip_id"), ("patients", "patient_id")):
-        rows = read_csv(out / f"predictions_{level}.csv")
-        assert sorted(got[level]) == sorted(row[key] for row in rows)
-        for row in rows:
-            probabilities = got[level][row[key]]["probabilities"] if level == "clips" else got[level][row[key]]
-            np.testing.assert_allclose([probabilities[c] for c in classes], [float(row[f"p_{c}"]) for c in classes], atol=1e-5)
+    assert_same_predictions(deploy / "predictions.json", out)
 
 
 def test_exports_of_two_runs_diagnose_together_like_the_fused_predict_folders(
@@ -256,14 +262,7 @@ except ValueError as err:
     proc = run_without_jax(deploy, code)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "refused: ../other_classes: reports classes ['A', 'B', 'C'], . ['ASD', 'DHS', 'LCS_HipOA']" in proc.stdout
-    got = json.loads((deploy / "predictions.json").read_text())
-    classes = ("ASD", "DHS", "LCS_HipOA")
-    for level, key in (("clips", "clip_id"), ("patients", "patient_id")):
-        rows = read_csv(fused / f"predictions_{level}.csv")
-        assert sorted(got[level]) == sorted(row[key] for row in rows)
-        for row in rows:
-            probabilities = got[level][row[key]]["probabilities"] if level == "clips" else got[level][row[key]]
-            np.testing.assert_allclose([probabilities[c] for c in classes], [float(row[f"p_{c}"]) for c in classes], atol=1e-5)
+    assert_same_predictions(deploy / "predictions.json", fused)
 
 
 def test_explain_reports_what_the_pose_and_the_gait_features_carry(gait_run, data_dir):
