@@ -69,6 +69,19 @@ def test_encoder_reads_a_missing_feature_as_the_median_and_clips_outliers():
         encoder(jnp.zeros((1, 4)), None)
 
 
+def test_the_explanations_reinitialised_model_keeps_the_feature_statistics():
+    """explain's chance level: fresh weights, but the training median and spread kept, so a hidden
+    (NaN) feature means the same to both models."""
+    config = smoke_config(CONFIG)
+    trained = build_model(config, 3, nnx.Rngs(0))
+    trained.gait.center[...] = jnp.arange(len(CLINICAL_FEATURE_NAMES), dtype=jnp.float32)
+    trained.gait.spread[...] = jnp.full(len(CLINICAL_FEATURE_NAMES), 2.0)
+    fresh = training_setup.reinitialised_like(config, trained, 3)
+    np.testing.assert_array_equal(fresh.gait.center[...], trained.gait.center[...])
+    np.testing.assert_array_equal(fresh.gait.spread[...], trained.gait.spread[...])
+    assert not np.allclose(fresh.head.kernel[...], trained.head.kernel[...])
+
+
 def test_examples_carry_their_clips_gait_features(setup):  # noqa: F811 - the pipeline's fixture
     source, table, data = setup
     rows = np.arange(len(table))
@@ -251,8 +264,9 @@ def test_exports_of_two_runs_diagnose_together_like_the_fused_predict_folders(
     readme = (deploy / "README.md").read_text()
     snippet = re.search(r"## Predict.*?```python\n(.*?)```", readme, re.S).group(1)
     ensemble = re.search(r"## Several exported runs.*?```python\n(.*?)```", readme, re.S).group(1)
-    assert 'Ensemble([".", "../seed_1_export", "../seed_2_export"])' in ensemble
-    code = ensemble.replace('"../seed_1_export", "../seed_2_export"', '"../plain"') + snippet.replace('predictor = Predictor(".")', "")
+    assert 'Ensemble([".", "../../seed_1/export", "../../seed_2/export"])' in ensemble
+    members_line = ensemble.replace('"../../seed_1/export", "../../seed_2/export"', '"../plain"')
+    code = members_line + snippet.replace('predictor = Predictor(".")', "")
     code += """
 try:
     Ensemble([".", "../other_classes"])

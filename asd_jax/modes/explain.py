@@ -24,7 +24,6 @@ from typing import Any
 import jax
 import ml_collections
 import numpy as np
-from flax import nnx
 
 from asd_jax.base.errors import ConfigError
 from asd_jax.base.files import write_atomically
@@ -37,7 +36,7 @@ from asd_jax.data.gait_features import FeatureCache
 from asd_jax.evaluation import attribution, explanation_report, plots, predict
 from asd_jax.evaluation.explanations import FEATURE_GROUPS, explain_clip, joint_weights
 from asd_jax.evaluation.protocol import FEATURES
-from asd_jax.models import build_model, reads_gait_features
+from asd_jax.models import reads_gait_features
 from asd_jax.training import checkpointing, fit_features, setup
 
 OUT_DIR = ("report", "explain")
@@ -109,7 +108,7 @@ def explain_pose_model(config: ml_collections.ConfigDict, workdir: Path, fold, o
     num_classes = len(fold.class_names)
     model, step = setup.restore_model(config, workdir, num_classes)
     trained = attribution.model_apply(model)
-    untrained = attribution.model_apply(build_model(config, num_classes, nnx.Rngs(config.seed + 1)))
+    untrained = attribution.model_apply(setup.reinitialised_like(config, model, num_classes))
     features = FeatureCache(fold.source, fold.table, FEATURE_FPS) if reads_gait_features(config) else None
     clips = test_clips(fold, fold.split.test, features)
     payload = explanation_report.deep_model_explanations(trained, untrained, clips, fold.class_names, config.data)

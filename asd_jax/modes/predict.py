@@ -28,7 +28,7 @@ from tqdm import tqdm
 
 from asd_jax.base.errors import UserDataError, UserError
 from asd_jax.base.files import check_output_folder
-from asd_jax.base.gait import clinical_features, gait_parameters
+from asd_jax.base.gait import gait_parameters
 from asd_jax.data import folds, input_pipeline, skeletons, splits, transforms, user_folder
 from asd_jax.evaluation import aggregate, attribution, plots, protocol, report
 from asd_jax.evaluation.explanations import explain_clip
@@ -78,7 +78,7 @@ def clip_figure(config, fold: folds.FoldData, row: int, probs: np.ndarray, gait:
     (explain.draw_clip) for deep models (`apply`; one that also reads the clip's gait features
     keeps them and says in the title how much the pose and the features carry), else (`features`)
     its skeleton beside its probabilities."""
-    clip = input_pipeline.load_clip(fold.source, fold.table, row, config.data.fps)
+    clip = input_pipeline.load_clip(fold.source, fold.table, row, config.data.fps, gait_features=reads_gait_features(config))
     normalised = transforms.normalize_pose(clip["pose"])
     clip_id, target = str(fold.table.clip_id[row]), int(np.argmax(probs))
     title = f"{clip_id}: {fold.class_names[target]} ({probs.max():.0%}); {explain.gait_text(gait)}"
@@ -86,8 +86,9 @@ def clip_figure(config, fold: folds.FoldData, row: int, probs: np.ndarray, gait:
         plots.skeleton_probabilities(normalised, probs, fold.class_names, out_dir / f"{clip_id}_prediction.png", title)
         return
     record = fold.source[int(fold.table.record[row])]
-    features = clinical_features(record["pose"], float(record["fps"])) if reads_gait_features(config) else None
-    attributions = explain_clip(apply, record["pose"], float(record["fps"]), clip["prior"], config.data, features=features, target=target)
+    attributions = explain_clip(
+        apply, record["pose"], float(record["fps"]), clip["prior"], config.data, features=clip.get("features"), target=target
+    )
     if attributions.streams is not None:
         title += "\nevidence, the drop in log p when hidden: whole pose {:+.2f}, every gait feature {:+.2f}".format(*attributions.streams)
     explain.draw_clip(normalised, attributions.region_time, None, config.data.fps, out_dir, clip_id, title)

@@ -112,7 +112,7 @@ def contract(pre: dict[str, Any], gait_features: bool) -> str:
 ENSEMBLE_SNIPPET = """\
 from asd_predictor import Ensemble
 
-predictor = Ensemble([".", "../seed_1_export", "../seed_2_export"])  # in place of Predictor("."): the same calls
+predictor = Ensemble([".", "../../seed_1/export", "../../seed_2/export"])  # other runs' export folders
 """
 
 
@@ -149,13 +149,15 @@ Run from this folder (it imports `{PREDICTOR_FILE}` from here). It gives the sam
 ## Several exported runs, one diagnosis
 
 Exports of the same task (e.g. one config trained with several seeds, each run exported) diagnose
-together: in the snippet above, replace `Predictor(".")` by
+together: in the snippet above, replace `Predictor(".")` by (the paths are examples: each run's
+`<workdir>/export`)
 
 ```python
 {ENSEMBLE_SNIPPET}```
 
-A clip's probabilities are then the mean of the members' clip probabilities (`result.members`
-holds each member's), a patient's the mean over their clips: what `python -m asd_jax.modes.ensemble`
+`predict`, `patient` and `class_names` work as for one predictor. A clip's probabilities are then
+the mean of the members' clip probabilities (`result.members` holds each member's), a patient's
+the mean over their clips: what `python -m asd_jax.modes.ensemble`
 computes from the runs' `--mode=predict` folders. The members must report the same classes;
 this folder's `{PREDICTOR_FILE}` runs them all.
 

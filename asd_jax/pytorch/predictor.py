@@ -178,7 +178,7 @@ class Predictor:
 
 class Ensemble:
     """Several exported runs of one task (e.g. the same config trained with several seeds) as one
-    predictor with Predictor's interface: a clip's probabilities are the equal-weight mean of the
+    predictor with Predictor's `predict`, `patient` and `class_names`: a clip's probabilities are the equal-weight mean of the
     members' clip probabilities, a patient's the mean of those over their clips, the fusion of
     `python -m asd_jax.modes.ensemble`. The members may be different models; they must report the
     same classes. The bundle this class is imported from runs every member."""

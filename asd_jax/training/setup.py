@@ -23,7 +23,7 @@ from asd_jax.base.labels import model_outputs
 from asd_jax.data.folds import FoldData
 from asd_jax.data.gait_features import FeatureCache
 from asd_jax.models import build_model, reads_gait_features
-from asd_jax.models.layers import feature_statistics
+from asd_jax.models.layers import FeatureStatistic, feature_statistics
 from asd_jax.models.variables import flat_state, with_values
 from asd_jax.training import checkpointing, optim, steps
 from asd_jax.training.parallel import DataParallel, check_batch_divisible, make_data_parallel
@@ -126,3 +126,14 @@ def restore_model(config: ml_collections.ConfigDict, workdir: Path, num_classes:
     model = build_model(config, num_classes, nnx.Rngs(0))
     nnx.update(model, host.ema_params, host.model_state)
     return model, step
+
+
+def reinitialised_like(config: ml_collections.ConfigDict, model: nnx.Module, num_classes: int) -> nnx.Module:
+    """`model`'s architecture with fresh weights (seed + 1) that keeps the constants fitted on the
+    training patients (the gait features' median and spread), so the explanations' chance level
+    and randomisation check read the inputs as the trained model does: only the learning differs."""
+    config = config.copy_and_resolve_references()
+    config.train.compute_dtype = "float32"
+    fresh = build_model(config, num_classes, nnx.Rngs(config.seed + 1))
+    nnx.update(fresh, nnx.state(model, FeatureStatistic))
+    return fresh
