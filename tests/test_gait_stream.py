@@ -73,13 +73,13 @@ def test_the_explanations_reinitialised_model_keeps_the_feature_statistics():
     """explain's chance level: fresh weights, but the training median and spread kept, so a hidden
     (NaN) feature means the same to both models."""
     config = smoke_config(CONFIG)
-    trained = build_model(config, 3, nnx.Rngs(0))
-    trained.gait.center[...] = jnp.arange(len(CLINICAL_FEATURE_NAMES), dtype=jnp.float32)
-    trained.gait.spread[...] = jnp.full(len(CLINICAL_FEATURE_NAMES), 2.0)
-    fresh = training_setup.reinitialised_like(config, trained, 3)
-    np.testing.assert_array_equal(fresh.gait.center[...], trained.gait.center[...])
-    np.testing.assert_array_equal(fresh.gait.spread[...], trained.gait.spread[...])
-    assert not np.allclose(fresh.head.kernel[...], trained.head.kernel[...])
+    fitted = build_model(config, 3, nnx.Rngs(0))
+    fitted.gait.center[...] = jnp.arange(len(CLINICAL_FEATURE_NAMES), dtype=jnp.float32)
+    fitted.gait.spread[...] = jnp.full(len(CLINICAL_FEATURE_NAMES), 2.0)
+    fresh = training_setup.reinitialised_like(config, fitted, 3)
+    np.testing.assert_array_equal(fresh.gait.center[...], fitted.gait.center[...])
+    np.testing.assert_array_equal(fresh.gait.spread[...], fitted.gait.spread[...])
+    assert not np.allclose(fresh.head.kernel[...], fitted.head.kernel[...])
 
 
 def test_examples_carry_their_clips_gait_features(setup):  # noqa: F811 - the pipeline's fixture
