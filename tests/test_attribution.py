@@ -204,3 +204,43 @@ def test_a_gait_feature_model_is_explained_with_the_features_it_reads():
     np.testing.assert_allclose(explained.feature_groups, expected, atol=1e-5)
     assert np.abs(expected).max() > 1e-3  # the features matter to this network: the check is not vacuous
     assert explained.streams.shape == (2,) and explained.region_time.shape[0] == len(REGION_NAMES)
+
+
+def test_stream_readings_are_the_heads_whose_sum_is_the_diagnosis():
+    """A real network with a pose head and a gait-feature head that add up (untrained weights): the
+    two heads' logits sum to the model's (trained on the plain classes, so nothing is merged); the
+    clip's readings are each head's softmax of its mean logits over the windows, computed here by
+    calling the network; a model with one head over both streams, or none, has no readings."""
+    from asd_jax.base.gait import CLINICAL_FEATURE_NAMES
+    from asd_jax.base.preprocess import softmax
+    from asd_jax.evaluation.explanations import clip_windows, explain_clip, stream_reading_text
+
+    config = importlib.import_module("configs.cnn_clip_gait_bones_diagnoses").get_config("smoke")
+    config.data.train_classes = ""
+    model = build_model(config, 3, nnx.Rngs(0))
+    rng = np.random.default_rng(8)
+    stored = walking_pose(rng, batch=1, frames=int(config.data.window * 1.5))[0] * np.array([1.0, -1.0, 1.0], np.float32)
+    prior = np.full(5, 0.2, np.float32)
+    features = rng.normal(size=len(CLINICAL_FEATURE_NAMES)).astype(np.float32)
+    windows, _ = clip_windows(stored, config.data.fps, config.data)
+    priors, gait = np.repeat(prior[None], len(windows), 0), np.repeat(features[None], len(windows), 0)
+
+    streams_apply = attribution.stream_apply(model)
+    per_stream = np.asarray(streams_apply(windows, priors, gait))  # [W, STREAMS, C]
+    np.testing.assert_allclose(per_stream.sum(1), np.asarray(attribution.model_apply(model)(windows, priors, gait)), atol=1e-5)
+    explained = explain_clip(
+        attribution.model_apply(model), stored, config.data.fps, prior, config.data, features=features, streams_apply=streams_apply
+    )
+    out = model(jnp.asarray(windows), jnp.asarray(priors), features=jnp.asarray(gait))
+    expected = np.stack([softmax(np.asarray(logits).mean(0)) for logits in out.stream_logits])
+    np.testing.assert_allclose(explained.stream_probs, expected, atol=1e-5)
+    assert np.abs(expected[0] - expected[1]).max() > 1e-3  # the two heads differ: the check is not vacuous
+    names = ("ASD", "DHS", "LCS_HipOA")
+    assert stream_reading_text(np.array([[0.2, 0.7, 0.1], [0.1, 0.35, 0.55]]), names) == (
+        "pose alone: DHS 70%, gait features alone: LCS_HipOA 55%"
+    )
+
+    config.model.gait_fusion = "concat"
+    assert attribution.stream_apply(build_model(config, 3, nnx.Rngs(0))) is None
+    config.model.gait_features = 0
+    assert attribution.stream_apply(build_model(config, 3, nnx.Rngs(0))) is None

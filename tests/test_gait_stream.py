@@ -219,6 +219,9 @@ def test_the_export_measures_the_gait_features_and_predicts_like_predict_mode(
     input and agrees."""
     out = gait_predicted
     assert len(list((out / "figures").glob("*_regions_time.png"))) == 10  # the pose's occlusion, the features kept
+    for row in read_csv(out / "predictions_clips.csv"):  # each head's own diagnosis beside the model's
+        for stream in ("pose", "gait_features"):
+            assert abs(sum(float(row[f"{stream}_p_{c}"]) for c in ("ASD", "DHS", "LCS_HipOA")) - 1.0) < 1e-4
     manifest = json.loads((gait_run / export.EXPORT_DIR / "config.json").read_text())
     assert manifest["parity"]["max_abs_logit_diff_torch_vs_jax"] <= export.PARITY_TOLERANCE
     assert manifest["parity"]["max_abs_logit_diff_onnx_vs_torch"] <= export.PARITY_TOLERANCE
@@ -254,6 +257,8 @@ def test_exports_of_two_runs_diagnose_together_like_the_fused_predict_folders(
         capture_output=True, text=True, timeout=600,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
+    fused_columns = read_csv(fused / "predictions_clips.csv")[0]  # the clip's gait, not one member's own heads
+    assert "cadence_steps_per_min" in fused_columns and not any(c.startswith(("pose_p_", "gait_features_p_")) for c in fused_columns)
     members = tmp_path / "members"
     deploy = shutil.copytree(gait_exported, members / "gait")
     shutil.copytree(trained / export.EXPORT_DIR, members / "plain")
@@ -300,4 +305,11 @@ def test_explain_reports_what_the_pose_and_the_gait_features_carry(gait_run, dat
     clips = report["clips"]
     assert clips and all(set(c["streams"]) == {"pose", "gait_features"} and list(c["gait_feature_attribution"]) == list(FEATURE_GROUPS)
                          for c in clips.values())
+    readings = report["stream_readings"]  # a head per stream (gait_fusion='sum'): what each diagnoses alone
+    for stream in ("pose", "gait_features"):
+        assert 0.0 <= readings[stream]["accuracy"] <= 1.0
+        assert np.asarray(readings[stream]["confusion_matrix"]).sum() == readings["clips"] >= len(clips)
+        assert all(sorted(c["stream_readings"][stream]) == classes for c in clips.values())
+        np.testing.assert_allclose([sum(c["stream_readings"][stream].values()) for c in clips.values()], 1.0, atol=1e-4)
+    assert 0.0 <= readings["streams_agree"] <= 1.0
     assert (out / "gait_feature_attribution_by_class.png").stat().st_size > 0

@@ -56,6 +56,24 @@ def model_apply(model: nnx.Module) -> Apply:
     return jax.jit(apply)
 
 
+def stream_apply(model: nnx.Module) -> Callable[[jax.Array, jax.Array, jax.Array], jax.Array] | None:
+    """A jitted, dropout-free forward pass that keeps each input stream apart: (pose, prior,
+    features) -> [B, STREAMS, C], the reported logits of the pose head and of the gait-feature
+    head. Only for a model whose logits are the sum of those heads' (`model.gait_fusion='sum'`,
+    each head trained to diagnose on its own), so each stream's softmax is its own diagnosis,
+    with nothing hidden and no baseline; None for every other model."""
+    if getattr(model, "gait_head", None) is None:
+        return None
+    graphdef, state = nnx.split(model)
+
+    def apply(pose: jax.Array, prior: jax.Array, features: jax.Array) -> jax.Array:
+        module = nnx.merge(graphdef, state)
+        streams = module(pose, prior, features=features).stream_logits
+        return jnp.stack([reported_logits(module, logits) for logits in streams], axis=1)
+
+    return jax.jit(apply)
+
+
 def occlusion_masks(frames: int, bins: int) -> np.ndarray:
     """[regions * bins, frames, joints] 1 = kept, 0 = hidden: each region over each time bin."""
     membership = region_membership() > 0

@@ -143,7 +143,8 @@ def is_predicted(folder: Path) -> bool:
 
 def read_predicted(path: Path) -> tuple[tuple[str, ...], aggregate.Predictions, np.ndarray, dict[str, dict[str, float]]]:
     """A --mode=predict clip table: its classes (the p_<class> columns), its clips (labels 0:
-    nothing reads them), each clip's patient, and each clip's other columns (its gait parameters)."""
+    nothing reads them), each clip's patient, and the columns that describe the clip whichever run
+    scored it (its gait parameters; not a run's own per-stream <stream>_p_<class> readings)."""
     try:
         with path.open(newline="") as f:
             reader = csv.DictReader(f)
@@ -153,7 +154,8 @@ def read_predicted(path: Path) -> tuple[tuple[str, ...], aggregate.Predictions, 
             raise ValueError("not the clip table --mode=predict writes (unlabelled clips with p_<class> columns)")
         probs = np.array([[float(r[f"p_{c}"]) for c in class_names] for r in rows])
         fixed = {"clip_id", "patient_id", "prediction", *(f"p_{c}" for c in class_names)}
-        extras = {r["clip_id"]: {c: float(r[c]) for c in columns if c not in fixed} for r in rows}
+        clip_columns = [c for c in columns if c not in fixed and not c.endswith(tuple(f"_p_{name}" for name in class_names))]
+        extras = {r["clip_id"]: {c: float(r[c]) for c in clip_columns} for r in rows}
         ids, patients = np.array([r["clip_id"] for r in rows]), np.array([r["patient_id"] for r in rows])
     except (OSError, ValueError, KeyError, TypeError) as err:
         raise RunStateError(f"{path}: cannot be read as --mode=predict's clip predictions ({type(err).__name__}: {err})") from None

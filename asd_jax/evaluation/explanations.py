@@ -35,6 +35,7 @@ class ClipExplanation:
     completeness_gap: float  # |sum of IG - (f(input) - f(baseline))|, averaged over windows
     feature_groups: np.ndarray | None = None  # [FEATURE_GROUPS] gait-feature occlusion (models that read them)
     streams: np.ndarray | None = None  # [attribution.STREAMS] the whole pose, every gait feature hidden
+    stream_probs: np.ndarray | None = None  # [attribution.STREAMS, classes] each stream's own diagnosis ('sum' models)
 
     @property
     def region(self) -> np.ndarray:
@@ -79,11 +80,12 @@ def clip_windows(pose: np.ndarray, fps: float, data) -> tuple[np.ndarray, np.nda
 
 def explain_clip(
     apply, pose: np.ndarray, fps: float, prior: np.ndarray, data, *, features: np.ndarray | None = None, bins: int = 8,
-    integrated: bool = False, target: int | None = None,
+    integrated: bool = False, target: int | None = None, streams_apply=None,
 ) -> ClipExplanation:
     """Attributions of one stored clip (pose [T, 17, 3] at `fps`, and its gait features [F] for a
     model that reads them) for its predicted class (or `target`), over the windows evaluation cuts
-    (`data`: the run's config.data)."""
+    (`data`: the run's config.data); with `streams_apply` (attribution.stream_apply) also each
+    stream's own diagnosis of the clip."""
     windows, starts = clip_windows(pose, fps, data)
     frames = preprocess.resampled_length(len(pose), float(fps), data.fps)
     priors, gait = window_inputs(prior, features, len(windows))
@@ -98,7 +100,29 @@ def explain_clip(
         joint_frame = windows_to_frames(ig.transpose(0, 2, 1), starts, frames, data.window).T
         gap = float(np.abs(ig.sum((1, 2)) - delta).mean())
     groups, streams = feature_evidence(apply, windows, priors, gait, targets) if features is not None else (None, None)
-    return ClipExplanation(target, region_time, joint_frame, gap, groups, streams)
+    readings = None if streams_apply is None else stream_diagnoses(in_chunks(streams_apply, windows, priors, gait))
+    return ClipExplanation(target, region_time, joint_frame, gap, groups, streams, readings)
+
+
+def clip_stream_probs(streams_apply, pose: np.ndarray, fps: float, prior: np.ndarray, data, features: np.ndarray) -> np.ndarray:
+    """[STREAMS, C]: each stream's own diagnosis of one stored clip, over the windows evaluation cuts."""
+    windows, _ = clip_windows(pose, fps, data)
+    priors, gait = window_inputs(prior, features, len(windows))
+    return stream_diagnoses(in_chunks(streams_apply, windows, priors, gait))
+
+
+def stream_diagnoses(window_stream_logits: np.ndarray) -> np.ndarray:
+    """[W, STREAMS, C] -> [STREAMS, C]: each stream's probabilities for the clip, the softmax of its
+    mean logits over the windows, as a clip's prediction is made (preprocess.clip_probabilities)."""
+    return np.stack([preprocess.clip_probabilities(window_stream_logits[:, s]) for s in range(window_stream_logits.shape[1])])
+
+
+def stream_reading_text(stream_probs: np.ndarray, class_names: tuple[str, ...]) -> str:
+    """'pose alone: DHS 71%, gait features alone: LCS_HipOA 55%', for figure titles."""
+    return ", ".join(
+        f"{stream.replace('_', ' ')} alone: {class_names[int(p.argmax())]} {p.max():.0%}"
+        for stream, p in zip(attribution.STREAMS, stream_probs, strict=True)
+    )
 
 
 def clip_evidence(

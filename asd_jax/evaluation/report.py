@@ -164,11 +164,12 @@ def write_predictions(
     folds: np.ndarray | None = None,
 ) -> None:
     """One row per clip (clip_id, patient_id, ...) or patient: fold (when `folds` gives each row's
-    test fold, as pooled CV tables do), label (when `labelled`), prediction, p_<class>, extras."""
+    test fold, as pooled CV tables do), label (when `labelled`), prediction, p_<class>, then a clip's
+    `clip_columns` in their order."""
     table = io.StringIO(newline="")
     writer = csv.writer(table)
     id_columns = ["clip_id", "patient_id"] if level == "clip" else ["patient_id"]
-    extra = sorted(next(iter(clip_columns.values()))) if level == "clip" and clip_columns else []
+    extra = list(next(iter(clip_columns.values()))) if level == "clip" and clip_columns else []
     fold_column = ["fold"] if folds is not None else []
     writer.writerow(id_columns + fold_column + ["label"] * labelled + ["prediction"] + [f"p_{c}" for c in class_names] + extra)
     for i, identifier in enumerate(predictions.ids):

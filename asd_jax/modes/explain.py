@@ -11,8 +11,8 @@ models the attention map is reported too, as what it is: biased towards the rate
 construction (the prior enters its logits), so it is not the explanation. A model that also reads
 the clip's clinical gait features is explained with its features kept as measured, and its
 features are explained too: their occlusion by region (hidden as an unmeasured feature is read)
-and how much of each diagnosis the pose and the features carry.
-Written to `<workdir>/report/explain/` (explanations.json and figures).
+and how much of each diagnosis the pose and the features carry; with a head each whose logits add
+up, also what each head diagnoses alone. Written to `<workdir>/report/explain/` (explanations.json and figures).
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ from asd_jax.base.skeleton import REGION_NAMES
 from asd_jax.data import folds
 from asd_jax.data.gait_features import FeatureCache
 from asd_jax.evaluation import attribution, explanation_report, plots, predict
-from asd_jax.evaluation.explanations import FEATURE_GROUPS, explain_clip, joint_weights
+from asd_jax.evaluation.explanations import FEATURE_GROUPS, explain_clip, joint_weights, stream_reading_text
 from asd_jax.evaluation.protocol import FEATURES
 from asd_jax.models import reads_gait_features
 from asd_jax.training import checkpointing, fit_features, setup
@@ -112,9 +112,14 @@ def explain_pose_model(config: ml_collections.ConfigDict, workdir: Path, fold, o
     features = FeatureCache(fold.source, fold.table, FEATURE_FPS) if reads_gait_features(config) else None
     clips = test_clips(fold, fold.split.test, features)
     payload = explanation_report.deep_model_explanations(trained, untrained, clips, fold.class_names, config.data)
+    streams_apply = attribution.stream_apply(model)
+    if streams_apply is not None:
+        payload["stream_readings"] = explanation_report.stream_readings(streams_apply, clips, fold.class_names, config.data)
     chosen = {}
     for i, clip in enumerate(test_clips(fold, chosen_rows(config, fold), features)):
-        chosen[clip["clip_id"]] = explain_one(trained, clip, fold.class_names, config.data, out_dir, gif=i == 0)
+        chosen[clip["clip_id"]] = explain_one(
+            trained, clip, fold.class_names, config.data, out_dir, gif=i == 0, streams_apply=streams_apply
+        )
     sample = clips[0]
     gait = {} if sample["features"] is None else {"features": sample["features"][None]}
     has_attention = model(normalize_pose(sample["pose"][: config.data.window])[None], sample["prior"][None], **gait).attention is not None
@@ -122,13 +127,19 @@ def explain_pose_model(config: ml_collections.ConfigDict, workdir: Path, fold, o
     return {"selected_step": step, **payload, "clips": chosen, **({"attention_prior_biased": attention} if attention else {})}
 
 
-def explain_one(apply, clip: dict[str, Any], class_names: tuple[str, ...], data, out_dir: Path, *, gif: bool) -> dict[str, Any]:
+def explain_one(
+    apply, clip: dict[str, Any], class_names: tuple[str, ...], data, out_dir: Path, *, gif: bool, streams_apply=None
+) -> dict[str, Any]:
     """Figures and numbers of one clip, explained for the class the model predicts."""
-    ex = explain_clip(apply, clip["pose"], clip["fps"], clip["prior"], data, features=clip["features"], integrated=True)
+    ex = explain_clip(
+        apply, clip["pose"], clip["fps"], clip["prior"], data, features=clip["features"], integrated=True, streams_apply=streams_apply
+    )
     pose = normalize_pose(resample_fps(clip["pose"], clip["fps"], data.fps))
     gait = gait_parameters(clip["pose"], clip["fps"])
     predicted, clip_id = class_names[ex.target], clip["clip_id"]
     title = f"{clip_id}: {class_names[clip['label']]} (predicted {predicted}); {gait_text(gait)}"
+    if ex.stream_probs is not None:
+        title += f"\n{stream_reading_text(ex.stream_probs, class_names)}"
     if jax.process_index() == 0:
         draw_clip(pose, ex.region_time, ex.joint_frame, data.fps, out_dir, clip_id, title, gif=gif)
     return {
@@ -141,6 +152,11 @@ def explain_one(apply, clip: dict[str, Any], class_names: tuple[str, ...], data,
         **({} if ex.streams is None else {
             "gait_feature_attribution": dict(zip(FEATURE_GROUPS, np.asarray(ex.feature_groups, float).round(5).tolist())),
             "streams": dict(zip(attribution.STREAMS, np.asarray(ex.streams, float).round(5).tolist())),
+        }),
+        **({} if ex.stream_probs is None else {
+            "stream_readings": {
+                stream: dict(zip(class_names, p.round(5).tolist())) for stream, p in zip(attribution.STREAMS, ex.stream_probs)
+            },
         }),
     }
 

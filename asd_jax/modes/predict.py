@@ -12,8 +12,10 @@ fitted estimator for `features`). `--config` is optional and supplies only the t
 TEST_TIME_FIELDS of `config.data`; everything else stays as the run was trained.
 
 Writes to `<workdir>/predict/` (or `--out`): predictions_clips.csv (clip_id, patient_id,
-prediction, p_<class>, gait parameters), predictions_patients.csv (per patient: the mean of its
-clips' probabilities) and one figure per clip in figures/, and prints the patients' table.
+prediction, p_<class>; for a model with a pose head and a gait-feature head whose logits add up,
+each head's own probabilities pose_p_<class> and gait_features_p_<class>; the gait parameters),
+predictions_patients.csv (per patient: the mean of its clips' probabilities) and one figure per
+clip in figures/, and prints the patients' table.
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ from asd_jax.base.files import check_output_folder
 from asd_jax.base.gait import gait_parameters
 from asd_jax.data import folds, input_pipeline, skeletons, splits, transforms, user_folder
 from asd_jax.evaluation import aggregate, attribution, plots, protocol, report
-from asd_jax.evaluation.explanations import explain_clip
+from asd_jax.evaluation.explanations import explain_clip, stream_reading_text
 from asd_jax.models import reads_gait_features
 from asd_jax.modes import explain, pose
 from asd_jax.training import checkpointing, parallel, setup
@@ -73,25 +75,38 @@ def load_clips(folder: Path, config: ml_collections.ConfigDict, class_names: tup
     return folds.test_only(records, splits.ClipTable.for_prediction(records), class_names)
 
 
-def clip_figure(config, fold: folds.FoldData, row: int, probs: np.ndarray, gait: dict[str, float], apply, out_dir: Path) -> None:
+def clip_figure(
+    config, fold: folds.FoldData, row: int, probs: np.ndarray, gait: dict[str, float], apply, out_dir: Path, streams_apply=None
+) -> dict[str, float]:
     """The clip's explanation for its predicted class: region x time occlusion and key frames
     (explain.draw_clip) for deep models (`apply`; one that also reads the clip's gait features
     keeps them and says in the title how much the pose and the features carry), else (`features`)
-    its skeleton beside its probabilities."""
+    its skeleton beside its probabilities. Returns each stream's own probabilities for a model
+    whose pose and gait-feature heads add up (`streams_apply`), as `<stream>_p_<class>` columns."""
     clip = input_pipeline.load_clip(fold.source, fold.table, row, config.data.fps, gait_features=reads_gait_features(config))
     normalised = transforms.normalize_pose(clip["pose"])
     clip_id, target = str(fold.table.clip_id[row]), int(np.argmax(probs))
     title = f"{clip_id}: {fold.class_names[target]} ({probs.max():.0%}); {explain.gait_text(gait)}"
     if apply is None:
         plots.skeleton_probabilities(normalised, probs, fold.class_names, out_dir / f"{clip_id}_prediction.png", title)
-        return
+        return {}
     record = fold.source[int(fold.table.record[row])]
     attributions = explain_clip(
-        apply, record["pose"], float(record["fps"]), clip["prior"], config.data, features=clip.get("features"), target=target
+        apply, record["pose"], float(record["fps"]), clip["prior"], config.data, features=clip.get("features"), target=target,
+        streams_apply=streams_apply,
     )
+    if attributions.stream_probs is not None:
+        title += f"\n{stream_reading_text(attributions.stream_probs, fold.class_names)}"
     if attributions.streams is not None:
         title += "\nevidence, the drop in log p when hidden: whole pose {:+.2f}, every gait feature {:+.2f}".format(*attributions.streams)
     explain.draw_clip(normalised, attributions.region_time, None, config.data.fps, out_dir, clip_id, title)
+    if attributions.stream_probs is None:
+        return {}
+    return {
+        f"{stream}_p_{name}": float(p)
+        for stream, stream_probs in zip(attribution.STREAMS, attributions.stream_probs, strict=True)
+        for name, p in zip(fold.class_names, stream_probs, strict=True)
+    }
 
 
 def predict_folder(config: ml_collections.ConfigDict, workdir: Path, folder: Path, out: Path) -> dict[str, Any]:
@@ -103,19 +118,21 @@ def predict_folder(config: ml_collections.ConfigDict, workdir: Path, folder: Pat
     windows = scorer.windows(fold, rows)
     clips = aggregate.clips_from_windows(windows["logits"], windows["clip_index"], rows, table.clip_id, table.label)
     patients = aggregate.patients_from_clips(clips, table.patient_id[rows])  # no labels: one unit per patient
-    apply = None
+    apply = streams_apply = None
     if config.model.name != protocol.FEATURES:  # occlusion figures need the model itself
-        apply = attribution.model_apply(setup.restore_model(config, workdir, len(class_names))[0])
-    gait = {}
+        model = setup.restore_model(config, workdir, len(class_names))[0]
+        apply, streams_apply = attribution.model_apply(model), attribution.stream_apply(model)
+    columns = {}  # per clip: its gait parameters and, for a model with a head per stream, each one's probabilities
     if jax.process_index() == 0:
         out.mkdir(parents=True, exist_ok=True)
         for i, row in enumerate(tqdm(rows, desc="gait and figures", unit="clip", dynamic_ncols=True)):
             record = fold.source[int(table.record[row])]
             clip_id = str(table.clip_id[row])
-            gait[clip_id] = gait_parameters(record["pose"], float(record["fps"]))
-            clip_figure(config, fold, int(row), clips.probs[i], gait[clip_id], apply, out / FIGURES)
+            gait = gait_parameters(record["pose"], float(record["fps"]))
+            readings = clip_figure(config, fold, int(row), clips.probs[i], gait, apply, out / FIGURES, streams_apply)
+            columns[clip_id] = {**readings, **gait}
         patient_of = dict(zip(table.clip_id.tolist(), table.patient_id.tolist()))
-        report.write_predictions(out / report.PREDICTION_FILES[0], "clip", clips, class_names, patient_of, gait, labelled=False)
+        report.write_predictions(out / report.PREDICTION_FILES[0], "clip", clips, class_names, patient_of, columns, labelled=False)
         report.write_predictions(out / report.PREDICTION_FILES[1], "patient", patients, class_names, patient_of, labelled=False)
     counts = dict(zip(*np.unique(table.patient_id[rows].astype(str), return_counts=True)))
     return {"selected_step": step, "class_names": class_names, "patients": patients, "clips": clips, "clips_per_patient": counts}
