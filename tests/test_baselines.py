@@ -22,7 +22,7 @@ CONFIGS = (
     "cnn", "cnn_clip", "cnn_clip_angles", "cnn_clip_bones_diagnoses", "cnn_clip_bones_angles_diagnoses",
     "cnn_clip_joints_bones_diagnoses", "stgcn", "vit_phasemix",
     "crossattn_no_prior", "crossattn_self_only", "crossattn_no_align", "crossattn_always_prior",
-    "crossattn_clip_stats_diagnoses", "stgcn_clip_diagnoses",
+    "crossattn_clip_stats_diagnoses", "stgcn_clip_diagnoses", "stgcn_clip_gait_bones_diagnoses",
 )
 # Trained end to end through launch.py: one per model family (crossattn itself in test_launch.py;
 # its ablations differ by flags that test_forward_and_backward and test_crossattn.py exercise),

@@ -128,7 +128,8 @@ class OneDevicePerOp(TorchDispatchMode):
 
 @pytest.mark.parametrize(
     "name, model_overrides",
-    [(name, {}) for name in (*FAMILIES, "crossattn_clip_stats_diagnoses", "crossattn_clip_gait_diagnoses", "cnn_clip_gait_bones_diagnoses")]
+    [(name, {}) for name in (*FAMILIES, "crossattn_clip_stats_diagnoses", "crossattn_clip_gait_diagnoses", "cnn_clip_gait_bones_diagnoses",
+                                    "stgcn_clip_gait_bones_diagnoses")]
     + [("crossattn", {"pooling": "stats"})],  # stats pooling without masked frames: its own code path
 )
 def test_twins_compute_on_the_device_of_their_inputs(name, model_overrides):

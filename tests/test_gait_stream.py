@@ -44,7 +44,7 @@ from asd_jax.training import setup as training_setup
 from asd_jax.training.parallel import make_data_parallel
 
 CONFIG = "crossattn_clip_gait_diagnoses"
-GAIT_CONFIGS = (CONFIG, "cnn_clip_gait_bones_diagnoses")  # every family that reads the features
+GAIT_CONFIGS = (CONFIG, "cnn_clip_gait_bones_diagnoses", "stgcn_clip_gait_bones_diagnoses")  # every family that reads the features
 
 
 def test_feature_statistics_are_median_and_iqr_over_present_values():
@@ -135,7 +135,12 @@ def test_summed_streams_are_each_trained_on_the_labels(name):
     pose, prior = inputs(config.data.window)
     features = np.random.default_rng(3).normal(size=(len(pose), len(CLINICAL_FEATURE_NAMES))).astype(np.float32)
     labels = np.array([0, 1, 2, 0], np.int32)
-    out = nnx.merge(graphdef, state.params, state.model_state)(jnp.asarray(pose), jnp.asarray(prior), features=jnp.asarray(features))
+    # In training mode, as the step runs it (ST-GCN's BatchNorm then uses the batch's statistics);
+    # with no dropout the keys' values change nothing.
+    keys = jax.random.split(jax.random.PRNGKey(0), len(pose))
+    out = nnx.merge(graphdef, state.params, state.model_state)(
+        jnp.asarray(pose), jnp.asarray(prior), features=jnp.asarray(features), dropout_keys=keys
+    )
     pose_logits, gait_logits = out.stream_logits
     np.testing.assert_array_equal(out.logits, pose_logits + gait_logits)
     cross_entropy = functools.partial(

@@ -6,7 +6,9 @@ BatchNorm statistics are averaged over the `data` axis during training (sync BN)
 data-parallel step equals a single-device one. The features are pooled over the joints and over
 the frames where some joint was seen (`pooling`: their mean, or mean, spread and drift for whole
 clips padded with missing frames, as the temporal CNN does). Its BatchNorms still take their
-statistics over every frame, padded ones included.
+statistics over every frame, padded ones included. With `gait_features`, the head also reads the
+clip's clinical gait features, as the temporal CNN's does (asd_jax/models/layers.py
+`classifier_heads`): still pose-only, the features being measured from the same poses.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from asd_jax.base.architecture import DATA_AXIS, block_plan, input_channels, spa
 from asd_jax.base.errors import ConfigError
 from asd_jax.base.skeleton import MIN_SCORE, NUM_JOINTS
 from asd_jax.models.inputs import frame_inputs, joint_inputs
-from asd_jax.models.layers import POOLINGS, ExampleDropout, pool_time
+from asd_jax.models.layers import POOLINGS, ExampleDropout, classifier_heads, classify, pool_time
 from asd_jax.models.output import ModelOutput
 
 
@@ -68,7 +70,7 @@ class STGCNBlock(nnx.Module):
 class STGCN(nnx.Module):
     def __init__(
         self, *, num_classes: int, dim: int, depth: int, dropout: float, sync_batch_norm: bool, inputs: str = "joints",
-        pooling: str = "mean", dtype, rngs: nnx.Rngs,
+        pooling: str = "mean", gait_features: int = 0, gait_fusion: str = "concat", dtype, rngs: nnx.Rngs,
     ):
         if pooling not in POOLINGS:
             raise ConfigError(f"model.pooling={pooling!r}: expected one of {POOLINGS}")
@@ -84,23 +86,30 @@ class STGCN(nnx.Module):
                 for i, (in_dim, out_dim, stride) in enumerate(plan)
             ]
         )
-        head_dim = plan[-1][1] * (3 if pooling == "stats" else 1)
-        self.head = nnx.Linear(head_dim, num_classes, dtype=dtype, param_dtype=jnp.float32, rngs=rngs)
+        self.gait, self.head, self.gait_head = classifier_heads(
+            plan[-1][1] * (3 if pooling == "stats" else 1), num_classes, plan[-1][1], dropout, len(plan),
+            gait_features=gait_features, gait_fusion=gait_fusion, dtype=dtype, rngs=rngs,
+        )
         self.dtype = dtype
 
-    def __call__(self, pose: jax.Array, prior: jax.Array, *, dropout_keys: jax.Array | None = None) -> ModelOutput:
+    def __call__(
+        self, pose: jax.Array, prior: jax.Array, *, features: jax.Array | None = None, dropout_keys: jax.Array | None = None
+    ) -> ModelOutput:
         del prior  # the baseline sees no clinical knowledge
         training = dropout_keys is not None
         pose = pose.astype(jnp.float32)
         joints, frame = joint_inputs(pose, self.inputs), frame_inputs(pose, self.inputs)
-        features = jnp.concatenate([joints, jnp.broadcast_to(frame[:, :, None], (*joints.shape[:3], frame.shape[-1]))], -1)
-        batch, frames = features.shape[:2]
-        x = self.input_norm(features.reshape(batch, frames, -1).astype(self.dtype), use_running_average=not training)
+        graph_inputs = jnp.concatenate([joints, jnp.broadcast_to(frame[:, :, None], (*joints.shape[:3], frame.shape[-1]))], -1)
+        batch, frames = graph_inputs.shape[:2]
+        x = self.input_norm(graph_inputs.reshape(batch, frames, -1).astype(self.dtype), use_running_average=not training)
         x = x.reshape(batch, frames, NUM_JOINTS, self.channels)
         present = (pose[..., 2] >= MIN_SCORE).any(axis=-1)  # [B, T]
         for block in self.blocks:
             x = block(x, training=training, dropout_keys=dropout_keys)
             present = present[:, :: block.stride]  # output frame i of a stride-s convolution sits near input frame s * i
-        logits = self.head(pool_time(x.mean(axis=2), self.pooling, present)).astype(jnp.float32)
-        return ModelOutput(logits, None, jnp.zeros((), jnp.float32))
+        logits, streams = classify(
+            pool_time(x.mean(axis=2), self.pooling, present), features, dropout_keys,
+            head=self.head, encoder=self.gait, gait_head=self.gait_head,
+        )
+        return ModelOutput(logits, None, jnp.zeros((), jnp.float32), streams)
 

@@ -8,7 +8,7 @@ from torch import nn
 
 from asd_jax.base.architecture import block_plan, input_channels, spatial_partitions
 from asd_jax.base.skeleton import MIN_SCORE, NUM_JOINTS
-from asd_jax.pytorch.twins.layers import BatchNormLast, conv_time, frame_inputs, joint_inputs, pool_time
+from asd_jax.pytorch.twins.layers import BatchNormLast, classifier_heads, classify, conv_time, frame_inputs, joint_inputs, pool_time
 
 
 class STGCNBlockTwin(nn.Module):
@@ -33,7 +33,7 @@ class STGCNBlockTwin(nn.Module):
 
 class STGCNTwin(nn.Module):
     def __init__(self, *, num_classes: int, dim: int, depth: int, dropout: float, sync_batch_norm: bool = False,
-                 inputs: str = "joints", pooling: str = "mean"):
+                 inputs: str = "joints", pooling: str = "mean", gait_features: int = 0, gait_fusion: str = "concat"):
         super().__init__()
         del sync_batch_norm  # how BatchNorm statistics are gathered while training in JAX
         self.inputs, self.pooling = inputs, pooling
@@ -43,15 +43,19 @@ class STGCNTwin(nn.Module):
         self.window_multiple = int(np.prod([stride for _, _, stride in plan]))  # window lengths an exported graph takes
         self.input_norm = BatchNormLast(NUM_JOINTS * self.channels)
         self.blocks = nn.ModuleList([STGCNBlockTwin(i, o, s, dropout) for i, o, s in plan])
-        self.head = nn.Linear(plan[-1][1] * (3 if pooling == "stats" else 1), num_classes)
+        self.gait, self.head, self.gait_head = classifier_heads(
+            plan[-1][1] * (3 if pooling == "stats" else 1), num_classes, plan[-1][1], dropout,
+            gait_features=gait_features, gait_fusion=gait_fusion,
+        )
 
-    def forward(self, pose: torch.Tensor, prior: torch.Tensor) -> torch.Tensor:
+    def forward(self, pose: torch.Tensor, prior: torch.Tensor, features: torch.Tensor | None = None) -> torch.Tensor:
         joints, frame = joint_inputs(pose, self.inputs), frame_inputs(pose, self.inputs)
-        features = torch.cat([joints, frame[:, :, None].expand(*joints.shape[:3], frame.shape[-1])], dim=-1)
-        batch, frames = features.shape[:2]
-        x = self.input_norm(features.reshape(batch, frames, -1)).reshape(batch, frames, NUM_JOINTS, self.channels)
+        graph_inputs = torch.cat([joints, frame[:, :, None].expand(*joints.shape[:3], frame.shape[-1])], dim=-1)
+        batch, frames = graph_inputs.shape[:2]
+        x = self.input_norm(graph_inputs.reshape(batch, frames, -1)).reshape(batch, frames, NUM_JOINTS, self.channels)
         present = (pose[..., 2] >= MIN_SCORE).any(dim=-1)
         for block in self.blocks:
             x = block(x)
             present = present[:, :: block.stride]
-        return self.head(pool_time(x.mean(dim=2), self.pooling, present))
+        pooled = pool_time(x.mean(dim=2), self.pooling, present)
+        return classify(pooled, features, head=self.head, encoder=self.gait, gait_head=self.gait_head)
