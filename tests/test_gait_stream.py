@@ -35,9 +35,10 @@ from asd_jax.base.errors import ConfigError
 from asd_jax.base.gait import CLINICAL_FEATURE_NAMES, clinical_features
 from asd_jax.data import folds, input_pipeline
 from asd_jax.evaluation.explanations import FEATURE_GROUPS
+from asd_jax.evaluation.head_weights import POSE_WEIGHTS, choose
 from asd_jax.models import build_model
 from asd_jax.models.layers import GaitFeatureEncoder, feature_statistics
-from asd_jax.modes import export
+from asd_jax.modes import export, head_weights
 from asd_jax.pytorch import convert
 from asd_jax.training import optim, steps
 from asd_jax.training import setup as training_setup
@@ -318,3 +319,21 @@ def test_explain_reports_what_the_pose_and_the_gait_features_carry(gait_run, dat
         np.testing.assert_allclose([sum(c["stream_readings"][stream].values()) for c in clips.values()], 1.0, atol=1e-4)
     assert 0.0 <= readings["streams_agree"] <= 1.0
     assert (out / "gait_feature_attribution_by_class.png").stat().st_size > 0
+
+
+def test_head_weights_choose_on_validation_and_reproduce_the_run_as_trained(gait_run, trained, capsys):  # noqa: F811
+    """The pose head reweighed: every weight scored on the validation patients, the choice by the
+    rule, and the test score at weight 1 exactly the fold's own report (the same model); a run
+    without summed heads is refused in one line, before any data is read."""
+    head_weights.main([str(gait_run)])
+    payload = json.loads((gait_run / "head_weights.json").read_text())
+    validation = {float(w): (v["patient_macro_f1"], v["clip_log_loss"]) for w, v in payload["validation"].items()}
+    assert sorted(validation) == list(POSE_WEIGHTS) and all(loss > 0 for _, loss in validation.values())
+    assert payload["chosen_pose_weight"] == choose(validation)
+    report = json.loads((gait_run / "report" / "results.json").read_text())
+    assert payload["test"]["as_trained"] == pytest.approx(report["headline"], abs=1e-9)
+    assert payload["selected_step"] == report["selected_step"]
+    assert f"| {gait_run} | {report['selected_step']} |" in capsys.readouterr().out
+    with pytest.raises(SystemExit):
+        head_weights.main([str(trained)])
+    assert "has no pose and gait-feature heads that add up" in capsys.readouterr().err

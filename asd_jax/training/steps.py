@@ -172,7 +172,8 @@ def eval_step(
     state: TrainState, batch: dict[str, jax.Array], *, graphdef: nnx.GraphDef
 ) -> dict[str, jax.Array]:
     """Forward pass without dropout; per-window logits of the reported classes (`reported_logits`),
-    sharded like the batch.
+    sharded like the batch, and for a model whose logits are the sum of its input streams' each
+    stream's own logits over the training classes.
 
     The batch's `clip_index` and `valid` come back beside the logits so that gathered outputs
     of all processes stay aligned with the clips they belong to.
@@ -186,4 +187,6 @@ def eval_step(
     }
     if out.attention is not None:
         outputs["attention"] = out.attention.astype(jnp.float32)
+    if out.stream_logits:  # [B, STREAMS, training classes]: what asd_jax.evaluation.head_weights reweighs
+        outputs["stream_logits"] = jnp.stack(out.stream_logits, axis=1).astype(jnp.float32)
     return outputs
