@@ -55,22 +55,25 @@ def macro_f1_of(report_dir) -> float:
 
 @pytest.mark.parametrize("name", CONFIGS)
 def test_forward_and_backward(name):
-    model = build_model(smoke_config(name), 3, nnx.Rngs(0))
+    config = smoke_config(name)
+    model = build_model(config, 3, nnx.Rngs(0))
     rng = np.random.default_rng(0)
     pose = jnp.asarray(rng.normal(size=(4, 32, 17, 3)), jnp.float32)
     prior = jnp.full((4, 5), 0.2)
+    width = config.model.get("gait_features", 0)  # a model that reads the clinical gait features gets some
+    gait = {"features": jnp.asarray(rng.normal(size=(4, width)), jnp.float32)} if width else {}
     keys = jax.vmap(lambda i: jax.random.fold_in(jax.random.PRNGKey(0), i))(jnp.arange(4))
     graphdef, params, rest = nnx.split(model, nnx.Param, ...)
 
     def loss(variables):  # BatchNorm statistics are traced with the params, as in steps.train_step
-        out = nnx.merge(graphdef, *variables)(pose, prior, dropout_keys=keys)
+        out = nnx.merge(graphdef, *variables)(pose, prior, **gait, dropout_keys=keys)
         return jnp.mean(out.logits**2) + out.aux_loss
 
     value, (grads, _) = jax.value_and_grad(loss)((params, rest))
     assert np.isfinite(float(value))
     norms = [float(jnp.linalg.norm(g)) for g in jax.tree.leaves(grads)]
     assert all(np.isfinite(norms)) and sum(n > 0 for n in norms) > len(norms) // 2
-    assert nnx.merge(graphdef, params, rest)(pose, prior).logits.shape == (4, 3)
+    assert nnx.merge(graphdef, params, rest)(pose, prior, **gait).logits.shape == (4, 3)
 
 
 @pytest.mark.parametrize("name", FAMILIES)
