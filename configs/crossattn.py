@@ -127,7 +127,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     config.train.eval_every = 250
     config.train.checkpoint_every = 250
     config.train.keep_checkpoints = 2
-    config.train.select_metric = "patient_macro_f1"  # On validation patients only.
+    config.train.select_metric = "patient_macro_f1"  # On validation patients only; any headline number, or clip_neg_log_loss.
     # Checkpoints before this step are not selected: with ~11 validation patients an undertrained
     # model can score well by chance (seen on the dev cohort: best at step 50 of 600, worst on test).
     config.train.select_after = 0

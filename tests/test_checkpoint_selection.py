@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from asd_jax.base.errors import ConfigError, RunStateError
-from asd_jax.evaluation import predict
+from asd_jax.evaluation import aggregate, predict
 from asd_jax.training import checkpointing
 
 SELECT = "patient_macro_f1"
@@ -39,6 +39,15 @@ def test_selection_score_is_the_named_headline_number():
     }
 
 
+def test_clip_neg_log_loss_is_minus_the_mean_log_likelihood_of_the_true_classes():
+    """The continuous selection score, for validation sets where a dozen patients' macro-F1 ties."""
+    clips = aggregate.Predictions(np.array(["c1", "c2", "c3"]), np.array([0, 1, 1]), np.array([[0.8, 0.2], [0.5, 0.5], [0.9, 0.1]]))
+    result = predict.EvalResult(("a", "b"), {"clip": clips}, result_with().metrics, {})
+    expected = (math.log(0.8) + math.log(0.5) + math.log(0.1)) / 3
+    assert predict.selection_score(result, "clip_neg_log_loss") == pytest.approx(expected, rel=1e-12)
+    assert predict.selection_score(result, SELECT) == 0.25  # the headline numbers need no predictions
+
+
 def test_a_nan_score_ranks_below_every_real_one():
     """AUC is NaN when a validation class is missing; such a checkpoint must never be selected."""
     assert predict.selection_score(result_with(auc=float("nan")), "patient_auc") == -math.inf
@@ -46,7 +55,7 @@ def test_a_nan_score_ranks_below_every_real_one():
 
 
 def test_an_unknown_select_metric_is_a_config_error():
-    with pytest.raises(ConfigError, match=r"train.select_metric='patient_f1': expected one of \['clip_accuracy', "):
+    with pytest.raises(ConfigError, match=r"train.select_metric='patient_f1': expected one of \['clip_accuracy', .*'clip_neg_log_loss', "):
         predict.selection_score(result_with(), "patient_f1")
 
 

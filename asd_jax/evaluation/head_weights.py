@@ -14,7 +14,6 @@ model as trained).
 from __future__ import annotations
 
 import numpy as np
-from sklearn.metrics import log_loss
 
 from asd_jax.base.preprocess import merge_class_logits
 from asd_jax.evaluation import predict
@@ -50,12 +49,6 @@ class WeightedScorer:
             raise ValueError("the model has no pose and gait-feature heads that add up (model.gait_fusion='sum')")
         logits = weighted_logits(windows["stream_logits"], self.pose_weight, self.groups)
         return {"logits": logits, "clip_index": windows["clip_index"]}
-
-
-def clip_log_loss(result: predict.EvalResult) -> float:
-    """Mean negative log-likelihood of the clips' true classes."""
-    clips = result.predictions["clip"]
-    return float(log_loss(clips.labels, clips.probs, labels=np.arange(clips.probs.shape[1])))
 
 
 def choose(validation: dict[float, tuple[float, float]]) -> float:

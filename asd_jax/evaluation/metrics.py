@@ -20,6 +20,11 @@ def flat_headline(levels: dict[str, dict[str, Any]]) -> dict[str, float]:
     return {f"{level}_{name}": values[name] for level, values in levels.items() for name in HEADLINE}
 
 
+def log_loss(labels: np.ndarray, probs: np.ndarray) -> float:
+    """Mean negative log-likelihood of the true classes (every class counted, present or not)."""
+    return float(skm.log_loss(labels, probs, labels=np.arange(probs.shape[1])))
+
+
 def auc(labels: np.ndarray, probs: np.ndarray) -> float:
     """Binary ROC AUC of class 1, or macro one-vs-rest; NaN when a class is missing."""
     num_classes = probs.shape[1]

@@ -21,6 +21,9 @@ from asd_jax.models import reads_gait_features
 from asd_jax.models.features import clip_log_probs
 
 LEVELS = ("clip", "patient")
+# A continuous validation score for train.select_metric: a dozen validation patients' macro-F1
+# often ties (1.0 at several checkpoints), and the first checkpoint to reach it wins.
+CLIP_NEG_LOG_LOSS = "clip_neg_log_loss"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -96,11 +99,20 @@ def headline(result: EvalResult) -> dict[str, float]:
     return metrics.flat_headline({level: result.metrics[level] for level in LEVELS})
 
 
+def clip_log_loss(result: EvalResult) -> float:
+    """Mean negative log-likelihood of the clips' true classes."""
+    clips = result.predictions["clip"]
+    return metrics.log_loss(clips.labels, clips.probs)
+
+
 def selection_score(result: EvalResult, name: str) -> float:
-    """The validation number that picks the checkpoint; NaN (e.g. AUC with a class missing) ranks last."""
+    """The validation number that picks the checkpoint (higher is better): a headline number, or
+    `clip_neg_log_loss`; NaN (e.g. AUC with a class missing) ranks last."""
     scores = headline(result)
+    if name == CLIP_NEG_LOG_LOSS:
+        scores[name] = -clip_log_loss(result)
     if name not in scores:
-        raise ConfigError(f"train.select_metric={name!r}: expected one of {sorted(scores)}")
+        raise ConfigError(f"train.select_metric={name!r}: expected one of {sorted([*scores, CLIP_NEG_LOG_LOSS])}")
     value = scores[name]
     return value if np.isfinite(value) else -np.inf
 
@@ -110,7 +122,7 @@ def validator(config: ml_collections.ConfigDict, fold):
 
     def validate(scorer) -> tuple[dict[str, float], float]:
         result = evaluate_rows(scorer, fold, fold.split.val)
-        scalars = {f"val_{k}": v for k, v in headline(result).items()}
+        scalars = {f"val_{k}": v for k, v in headline(result).items()} | {"val_clip_log_loss": clip_log_loss(result)}
         return scalars, selection_score(result, config.train.select_metric)
 
     return validate

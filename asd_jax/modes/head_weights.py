@@ -55,7 +55,7 @@ def weigh_fold(fold_dir: Path) -> dict[str, Any]:
     for weight in head_weights.POSE_WEIGHTS:
         weighted.pose_weight = weight
         result = predict.evaluate_rows(weighted, fold, fold.split.val)
-        validation[weight] = (predict.selection_score(result, config.train.select_metric), head_weights.clip_log_loss(result))
+        validation[weight] = (predict.selection_score(result, config.train.select_metric), predict.clip_log_loss(result))
     chosen = head_weights.choose(validation)
     test = {}
     for name, weight in (("as_trained", 1.0), ("chosen", chosen)):
